@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""The project's two entry points (see README.md); needs only python3 (>= 3.9) and pip.
+
+    python3 dev.py book   install everything, execute the book (default profile) and build the HTML
+    python3 dev.py test   install everything and run every test (what CI runs, see .ci/run)
+
+Both create ./.venv on first use (reused while requirements.txt and pyproject.toml are unchanged),
+install the pinned toolchain and egan_lib, and register the Jupyter kernel papermill uses.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+STAMP = VENV / ".egan-installed"
+
+
+def log(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def run(cmd, **kw) -> None:
+    log("$ " + " ".join(str(c) for c in cmd))
+    r = subprocess.run([str(c) for c in cmd], cwd=kw.pop("cwd", ROOT), **kw)
+    if r.returncode != 0:
+        log(f"command failed with exit code {r.returncode}: {' '.join(str(c) for c in cmd)}")
+        sys.exit(r.returncode)
+
+
+def install() -> float:
+    """Create .venv and install requirements.txt + egan_lib (editable) + the kernel. Idempotent."""
+    t0 = time.time()
+    want = hashlib.sha256((ROOT / "requirements.txt").read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == want and PY.exists():
+        log("environment up to date (.venv)")
+        return 0.0
+    if not PY.exists():
+        run([sys.executable, "-m", "venv", VENV])
+    run([PY, "-m", "pip", "install", "--upgrade", "--quiet", "pip"])
+    run([PY, "-m", "pip", "install", "--quiet", "-r", ROOT / "requirements.txt", "-e", ROOT])
+    # papermill needs a registered kernel inside the venv
+    run([PY, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3", "--display-name", "Python 3 (egan)"])
+    STAMP.write_text(want)
+    dt = time.time() - t0
+    log(f"installed in {dt:.0f} s")
+    return dt
+
+
+def ensure_chromium() -> str | None:
+    """Path of a headless Chromium for the browser test; installs Debian's package when root."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        p = shutil.which(name)
+        if p:
+            return p
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env, check=False)
+        return shutil.which("chromium")
+    return None
+
+
+def cmd_book(args) -> None:
+    install()
+    t0 = time.time()
+    pipe = [PY, "-m", "egan_lib.pipeline", "--profile", args.profile, "--out", args.out]
+    if args.retrain:
+        pipe.append("--retrain")
+    run(pipe)
+    run([VENV / "bin" / "jupyter-book", "build", "--warningiserror", "--keep-going", ROOT])
+    log(f"book executed ({args.profile}) and built in {time.time() - t0:.0f} s: open _build/html/index.html")
+
+
+def cmd_test(args) -> None:
+    t_all = time.time()
+    install()
+    env = dict(os.environ)
+    scratch = ROOT / "scratch"
+    env["EGAN_SCRATCH"] = str(scratch)
+    if not args.no_browser:
+        chrome = ensure_chromium()
+        if chrome:
+            env["EGAN_CHROMIUM"] = chrome
+    # pytest runs, in order: unit tests, the smoke pipeline + nbval, the book build, the browser test
+    run([PY, "-m", "pytest", "-x", *args.pytest_args], env=env)
+    log(f"all tests passed in {time.time() - t_all:.0f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("book", help="install, execute the book and build the HTML")
+    b.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    b.add_argument("--out", default="book", help="folder for the executed notebooks (default: book)")
+    b.add_argument("--retrain", action="store_true", help="train every model from scratch")
+    b.set_defaults(func=cmd_book)
+    t = sub.add_parser("test", help="install and run every test")
+    t.add_argument("--no-browser", action="store_true", help="skip installing chromium")
+    t.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    t.set_defaults(func=cmd_test)
+    sub.add_parser("install", help="only install").set_defaults(func=lambda a: install())
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

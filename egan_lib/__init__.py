@@ -1,0 +1,17 @@
+"""egan_lib: the small, tested library behind the EGAN tutorial book.
+
+EGAN (Pérez-Bravo et al.) defends an image classifier by replacing an input x with
+G(E(x)): E is an encoder trained to invert a frozen DCGAN generator G.
+
+One module per concern:
+    config       profiles (smoke / cpu / paper), device and seeding helpers
+    data         MNIST / Fashion-MNIST as uint8-exact tensors, offline-safe loaders
+    models       the paper's G, D, E and classifier C
+    attacks      FGSM and the eps grid
+    training     the DCGAN update, the paper's encoder algorithm, the classifier
+    checkpoints  load-or-train with atomic, verified checkpoint files
+"""
+
+__version__ = "0.1.0"
+
+from .config import PROFILES, Profile, device, get_profile, seed_everything  # noqa: E402,F401

@@ -1,0 +1,237 @@
+"""Training loops: the DCGAN alternating update, the paper's encoder algorithm, the classifier.
+
+Each trainer trains a model in place and returns a small history dict (loss curves) that the
+checkpoint stores, so a reloaded model can still show its curves. ``progress=True`` shows a tqdm
+bar; ``progress=False`` prints one line per epoch (readable in papermill and CI logs).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validate import (check_images, check_labels, check_module, check_positive_float, check_positive_int)
+from .config import device as _device
+
+
+def _bar(total: int, desc: str, progress: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=False,
+                ncols=90, leave=True)
+
+
+def _autocast(dev: torch.device, bf16: bool):
+    if bf16:
+        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to(x: torch.Tensor, dev: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(dev, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _log(progress: bool, msg: str) -> None:
+    if not progress:
+        print(msg, flush=True)
+
+
+def _cosine(step: int, total: int, lr: float) -> float:
+    return 0.5 * lr * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def _seeded_generator(seed: int) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate every image by its own random integer offset in [-max_shift, max_shift] (zero fill), batched."""
+    if max_shift <= 0:
+        return x
+    n = x.shape[0]
+    pad = F.pad(x, (max_shift,) * 4)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(x.device)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(28, device=x.device)[None, :])            # (n, 28)
+    cols = (dx[:, None] + torch.arange(28, device=x.device)[None, :])            # (n, 28)
+    idx_n = torch.arange(n, device=x.device)[:, None, None]
+    return pad[idx_n, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
+
+
+def train_gan(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor, *, epochs: int, batch_size: int = 128,
+              lr: float = 2e-4, betas=(0.5, 0.999), seed: int = 0, device=None, progress: bool = True,
+              log_every: int = 50) -> dict:
+    """DCGAN (Radford et al. 2016): Adam(2e-4, beta1=0.5); per batch, one D step on real + fake
+    (BCE with logits), then one G step with the non-saturating loss -log D(G(z))."""
+    check_module(generator, "generator"); check_module(discriminator, "discriminator")
+    check_images(images, "images")
+    epochs = check_positive_int(epochs, "epochs"); batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_positive_float(lr, "lr")
+    dev = _device(device)
+    g = _seeded_generator(seed)
+    torch.manual_seed(seed)
+    G, D = generator.to(dev).train(), discriminator.to(dev).train()
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=tuple(betas))
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=tuple(betas))
+    n = images.shape[0]
+    steps = n // batch_size if n >= batch_size else 1
+    hist = {"loss_d": [], "loss_g": [], "d_real": [], "d_fake": [], "step": []}
+    acc = {k: 0.0 for k in ("loss_d", "loss_g", "d_real", "d_fake")}
+    cnt, step = 0, 0
+    with _bar(epochs * steps, "GAN", progress) as bar:
+        for ep in range(epochs):
+            perm = torch.randperm(n, generator=g)
+            for b in range(steps):
+                real = images[perm[b * batch_size:(b + 1) * batch_size]].to(dev)
+                m = real.shape[0]
+                z = torch.randn(m, G.latent_dim, generator=g).to(dev)
+                fake = G(z)
+                # D step: real -> 1, fake -> 0
+                opt_d.zero_grad(set_to_none=True)
+                out_r, out_f = D(real), D(fake.detach())
+                loss_d = (F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r))
+                          + F.binary_cross_entropy_with_logits(out_f, torch.zeros_like(out_f)))
+                loss_d.backward(); opt_d.step()
+                # G step: non-saturating, fake -> 1
+                opt_g.zero_grad(set_to_none=True)
+                out_g = D(fake)
+                loss_g = F.binary_cross_entropy_with_logits(out_g, torch.ones_like(out_g))
+                loss_g.backward(); opt_g.step()
+                acc["loss_d"] += float(loss_d.detach()); acc["loss_g"] += float(loss_g.detach())
+                acc["d_real"] += float(torch.sigmoid(out_r.detach()).mean()); acc["d_fake"] += float(torch.sigmoid(out_f.detach()).mean())
+                cnt += 1; step += 1
+                if cnt == log_every or (ep == epochs - 1 and b == steps - 1):
+                    for k in acc:
+                        hist[k].append(acc[k] / cnt); acc[k] = 0.0
+                    hist["step"].append(step); cnt = 0
+                bar.update(1)
+            _log(progress, f"GAN epoch {ep + 1}/{epochs}: loss_D {hist['loss_d'][-1]:.3f}  loss_G {hist['loss_g'][-1]:.3f}")
+    G.eval(); D.eval()
+    return hist
+
+
+@torch.inference_mode()
+def generate(generator: nn.Module, n: int, *, seed: int = 0, batch_size: int = 1024, device=None,
+             return_latents: bool = False):
+    """n images G(z) with z ~ N(0, I) drawn from a seeded generator (G in eval mode)."""
+    check_module(generator, "generator")
+    n = check_positive_int(n, "n")
+    dev = _device(device) if device is not None else next(generator.parameters()).device
+    g = _seeded_generator(seed)
+    z = torch.randn(n, generator.latent_dim, generator=g)
+    was = generator.training
+    generator.eval()
+    xs = torch.cat([generator(z[i:i + batch_size].to(dev)).float().cpu() for i in range(0, n, batch_size)])
+    generator.train(was)
+    return (xs, z) if return_latents else xs
+
+
+def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """The paper's loss (eq. 4): mean over images of the squared Euclidean norm of the flattened difference."""
+    return (x - x_hat).flatten(1).pow(2).sum(1).mean()
+
+
+def train_encoder(encoder: nn.Module, generator: nn.Module, *, n_latents: int, epochs: int, batch_size: int = 64,
+                  lr: float = 1e-3, seed: int = 0, device=None, progress: bool = True, bf16: bool = False,
+                  channels_last: bool = False, log_every: int = 20) -> dict:
+    """The paper's algorithm: draw T = n_latents latents once, X_i = G(z_i) with G frozen, then
+    minimise (1/T) sum ||X_i - G(E(X_i))||^2 over E's parameters for ``epochs`` epochs
+    (Adam with a cosine learning-rate decay; the paper says only "stochastic gradient descent").
+
+    bf16 / channels_last speed up E on CPU (the loss is still computed in fp32).
+    """
+    check_module(encoder, "encoder"); check_module(generator, "generator")
+    n_latents = check_positive_int(n_latents, "n_latents"); epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size"); lr = check_positive_float(lr, "lr")
+    dev = _device(device)
+    G = generator.to(dev).eval()
+    for p in G.parameters():
+        p.requires_grad_(False)
+    X = generate(G, n_latents, seed=seed, device=dev)            # steps 1-2: T images, drawn once
+    g = _seeded_generator(seed + 1)
+    torch.manual_seed(seed)
+    E = encoder.to(dev).train()
+    if channels_last:
+        E = E.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(E.parameters(), lr=lr)
+    steps = max(1, n_latents // batch_size)
+    total = epochs * steps
+    hist = {"loss": [], "step": [], "epoch_loss": []}
+    run, cnt, step = 0.0, 0, 0
+    try:
+        with _bar(total, "Encoder", progress) as bar:
+            for ep in range(epochs):                             # steps 3-4
+                perm = torch.randperm(n_latents, generator=g)
+                ep_sum = 0.0
+                for b in range(steps):
+                    xb = X[perm[b * batch_size:(b + 1) * batch_size]].to(dev)
+                    for group in opt.param_groups:
+                        group["lr"] = _cosine(step, total, lr)
+                    with _autocast(dev, bf16):
+                        z = E(_to(xb, dev, channels_last))
+                    x_hat = G(z.float())
+                    loss = reconstruction_loss(xb, x_hat)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    lv = float(loss.detach())
+                    run += lv; ep_sum += lv; cnt += 1; step += 1
+                    if cnt == log_every or step == total:
+                        hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
+                    bar.update(1)
+                hist["epoch_loss"].append(ep_sum / steps)
+                _log(progress, f"Encoder epoch {ep + 1}/{epochs}: loss {hist['epoch_loss'][-1]:.3f} (sum of squares per image)")
+    finally:
+        for p in G.parameters():
+            p.requires_grad_(True)
+        E.eval()
+        if channels_last:
+            E.to(memory_format=torch.contiguous_format)
+    return hist
+
+
+def train_classifier(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
+                     batch_size: int = 128, lr: float = 2e-3, seed: int = 0, device=None, progress: bool = True,
+                     augment_shift: int = 0, log_every: int = 50) -> dict:
+    """Supervised training with the NLL loss on clean images (Adam, cosine decay, optional random shifts)."""
+    check_module(classifier, "classifier"); check_images(images, "images")
+    labels = check_labels(labels, n=images.shape[0], name="labels")
+    epochs = check_positive_int(epochs, "epochs"); batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_positive_float(lr, "lr")
+    dev = _device(device)
+    g = _seeded_generator(seed)
+    torch.manual_seed(seed)
+    C = classifier.to(dev).train()
+    opt = torch.optim.Adam(C.parameters(), lr=lr)
+    n = images.shape[0]
+    steps = max(1, n // batch_size)
+    total = epochs * steps
+    hist = {"loss": [], "step": [], "epoch_loss": []}
+    run, cnt, step = 0.0, 0, 0
+    with _bar(total, "Classifier", progress) as bar:
+        for ep in range(epochs):
+            perm = torch.randperm(n, generator=g)
+            ep_sum = 0.0
+            for b in range(steps):
+                idx = perm[b * batch_size:(b + 1) * batch_size]
+                xb = random_shift(images[idx], augment_shift, g).to(dev)
+                yb = labels[idx].to(dev)
+                for group in opt.param_groups:
+                    group["lr"] = _cosine(step, total, lr)
+                loss = F.nll_loss(C(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward(); opt.step()
+                lv = float(loss.detach()); run += lv; ep_sum += lv; cnt += 1; step += 1
+                if cnt == log_every or step == total:
+                    hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
+                bar.update(1)
+            hist["epoch_loss"].append(ep_sum / steps)
+            _log(progress, f"Classifier epoch {ep + 1}/{epochs}: loss {hist['epoch_loss'][-1]:.4f}")
+    C.eval()
+    return hist

@@ -1,0 +1,223 @@
+"""The book's shared setup: one ``Workspace`` per notebook run, with load-or-train getters.
+
+Every chapter starts with ``ws = setup(profile, seed, device, data_dir, artifacts_dir)`` and then
+asks the workspace for what it needs (``ws.mnist()``, ``ws.generator()``, ``ws.classifier()``,
+``ws.encoder()``, ...). Each getter loads a verified checkpoint when one with the same producing
+config exists (first the run's own ``artifacts_dir``, then the weights shipped with the project),
+and trains and saves one otherwise. So chapters can run in any order, a rerun is fast, and
+``retrain=True`` always trains from scratch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .checkpoints import load_or_train
+from .config import Profile, device as pick_device, get_profile, seed_everything
+from .data import Dataset, load_mnist, subset, to_float
+from .models import build_classifier, build_discriminator, build_encoder, build_generator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_WEIGHTS = REPO_ROOT / "weights"
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython  # noqa: PLC0415
+        ip = get_ipython()
+        return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@dataclass
+class Workspace:
+    """What one run of a chapter works with: a profile, a seed, a device and two folders."""
+    profile: Profile
+    seed: int
+    device: torch.device
+    data_dir: Path | None
+    artifacts_dir: Path
+    progress: bool = False
+    retrain: bool = False
+    pretrained_dirs: tuple = ()
+    _cache: dict = field(default_factory=dict, repr=False)
+    timings: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ paths and configs
+    @property
+    def checkpoint_dir(self) -> Path:
+        d = self.artifacts_dir / "checkpoints" / self.profile.name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def _config(self, kind: str, **fields) -> dict:
+        """The producing config stored with a checkpoint: profile name, seed and every field that
+        changes the weights (a change in any of them makes the stored file a mismatch)."""
+        return {"kind": kind, "profile": self.profile.name, "seed": self.seed, **fields}
+
+    def _load_or_train(self, kind: str, model: torch.nn.Module, config: dict, train) -> dict:
+        t0 = time.perf_counter()
+        extra = load_or_train(self.checkpoint_dir / f"{kind}.pt", model, config, train, kind=kind,
+                              retrain=self.retrain, pretrained_dirs=self.pretrained_dirs, verbose=True)
+        model.to(self.device).eval()
+        self.timings[kind] = {"status": extra.get("_status"), "seconds": round(time.perf_counter() - t0, 2)}
+        return extra
+
+    # ------------------------------------------------------------------ data
+    def mnist(self) -> Dataset:
+        """Full MNIST as uint8 tensors (cached on disk and in memory)."""
+        if "mnist" not in self._cache:
+            self._cache["mnist"] = load_mnist(self.data_dir, verbose=True)
+        return self._cache["mnist"]
+
+    def train_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images (float, [0,1]) and labels this profile trains on."""
+        if "train" not in self._cache:
+            ds = self.mnist()
+            x, y = subset(ds.train_images, ds.train_labels, self.profile.train_size, seed=self.seed)
+            self._cache["train"] = (to_float(x), y)
+        return self._cache["train"]
+
+    def test_set(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed evaluation subset (class-balanced, seeded): the same images for every method.
+        ``n`` defaults to the profile's ``n_test``; a smaller ``n`` gives the first n of them."""
+        if "test" not in self._cache:
+            ds = self.mnist()
+            x, y = subset(ds.test_images, ds.test_labels, self.profile.n_test, seed=self.seed)
+            self._cache["test"] = (to_float(x), y)
+        x, y = self._cache["test"]
+        if n is not None:
+            if not (isinstance(n, int) and 0 < n <= len(y)):
+                raise ValueError(f"n: expected 1..{len(y)} (the profile's n_test), got {n!r}")
+            x, y = x[:n], y[:n]
+        return x, y
+
+    def full_test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ds = self.mnist()
+        return to_float(ds.test_images), ds.test_labels
+
+    # ------------------------------------------------------------------ the paper's models
+    def gan(self):
+        """(G, D, history): the DCGAN trained on the training images (load-or-train)."""
+        if "gan" not in self._cache:
+            p = self.profile
+            G, D = build_generator(p), build_discriminator(p)
+            cfg = self._config("generator", latent_dim=p.latent_dim, g_width=p.g_width, d_width=p.d_width,
+                               epochs=p.gan_epochs, batch=p.gan_batch, lr=p.gan_lr, train_size=p.train_size)
+            from .training import train_gan
+
+            def train():
+                x, _ = self.train_set()
+                return train_gan(G, D, x, epochs=p.gan_epochs, batch_size=p.gan_batch, lr=p.gan_lr,
+                                 seed=self.seed, device=self.device, progress=self.progress)
+            # D is only needed to train G: it is stored next to G but not shipped
+            hist = self._load_or_train("generator", G, cfg, train)
+            self._cache["gan"] = (G, D, hist)
+        return self._cache["gan"]
+
+    def generator(self):
+        G, _, hist = self.gan()
+        return G, hist
+
+    def classifier(self):
+        """(C, history): the paper's classifier trained on clean training images."""
+        if "classifier" not in self._cache:
+            p = self.profile
+            C = build_classifier(p)
+            shift = int(p.extra.get("clf_shift", 0))
+            cfg = self._config("classifier", epochs=p.clf_epochs, batch=p.clf_batch, lr=p.clf_lr,
+                               train_size=p.train_size, augment_shift=shift)
+            from .training import train_classifier
+
+            def train():
+                x, y = self.train_set()
+                return train_classifier(C, x, y, epochs=p.clf_epochs, batch_size=p.clf_batch, lr=p.clf_lr,
+                                        seed=self.seed, device=self.device, progress=self.progress,
+                                        augment_shift=shift)
+            hist = self._load_or_train("classifier", C, cfg, train)
+            self._cache["classifier"] = (C, hist)
+        return self._cache["classifier"]
+
+    def encoder(self):
+        """(E, history): the paper's encoder trained to invert the frozen G (T latents drawn once)."""
+        if "encoder" not in self._cache:
+            p = self.profile
+            G, _ = self.generator()
+            E = build_encoder(p)
+            from .checkpoints import model_sha256
+            cfg = self._config("encoder", channels=p.enc_channels, same_blocks=p.enc_same_blocks,
+                               valid_blocks=p.enc_valid_blocks, latents=p.enc_latents, epochs=p.enc_epochs,
+                               batch=p.enc_batch, lr=p.enc_lr, bf16=p.bf16, channels_last=p.channels_last,
+                               generator_sha256=model_sha256(G))
+            from .training import train_encoder
+
+            def train():
+                return train_encoder(E, G, n_latents=p.enc_latents, epochs=p.enc_epochs, batch_size=p.enc_batch,
+                                     lr=p.enc_lr, seed=self.seed, device=self.device, progress=self.progress,
+                                     bf16=p.bf16, channels_last=p.channels_last)
+            hist = self._load_or_train("encoder", E, cfg, train)
+            self._cache["encoder"] = (E, hist)
+        return self._cache["encoder"]
+
+    def describe(self) -> dict:
+        from .config import describe_runtime
+        return {"profile": self.profile.name, "seed": self.seed, "egan_lib": __version__,
+                "artifacts_dir": str(self.artifacts_dir), **describe_runtime(self.device)}
+
+
+def setup(profile: str | Profile = "smoke", seed: int = 0, device: str | None = "auto", data_dir=None,
+          artifacts_dir="artifacts", *, progress: bool | None = None, retrain: bool = False,
+          use_shipped_weights: bool = True, threads: int | None = None) -> Workspace:
+    """The setup cell of every chapter: seed everything, pick the device, make the folders.
+
+    progress: None = tqdm bars in an interactive session, one line per epoch under papermill/CI
+    (set ``EGAN_PROGRESS=0/1`` to force). use_shipped_weights: also look for verified weights under
+    ``weights/<profile>/`` of the project before training.
+    """
+    prof = get_profile(profile)
+    seed_everything(seed)
+    dev = pick_device(device)
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    if progress is None:
+        env = os.environ.get("EGAN_PROGRESS")
+        progress = (env == "1") if env is not None else (_in_notebook() and not os.environ.get("PAPERMILL_EXECUTION"))
+    art = Path(artifacts_dir).expanduser()
+    art.mkdir(parents=True, exist_ok=True)
+    pre = ()
+    if use_shipped_weights and not retrain:
+        cand = SHIPPED_WEIGHTS / prof.name
+        pre = (cand,) if cand.is_dir() else ()
+    return Workspace(prof, seed, dev, Path(data_dir).expanduser() if data_dir else None, art,
+                     progress=bool(progress), retrain=retrain, pretrained_dirs=pre)
+
+
+def main(argv=None) -> int:
+    """``python -m egan_lib.workflow --profile cpu --train gan classifier encoder``: train (or load)
+    the named models in the background, with the same checkpoints the notebooks use."""
+    import argparse
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--profile", default="smoke")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--artifacts-dir", default="artifacts")
+    ap.add_argument("--train", nargs="+", default=["gan", "classifier", "encoder"])
+    a = ap.parse_args(argv)
+    ws = setup(a.profile, a.seed, a.device, a.data_dir, a.artifacts_dir, progress=False)
+    for name in a.train:
+        t0 = time.perf_counter()
+        getattr(ws, name)()
+        print(f"{name}: {time.perf_counter() - t0:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
