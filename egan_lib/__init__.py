@@ -10,8 +10,12 @@ One module per concern:
     attacks      FGSM and the eps grid
     training     the DCGAN update, the paper's encoder algorithm, the classifier
     checkpoints  load-or-train with atomic, verified checkpoint files
+    workflow     the chapters' shared setup: a Workspace with load-or-train getters
+    explore      small measurements the chapters show (statistics, reconstructions, timing)
+    pipeline     executes the whole book headlessly (python -m egan_lib.pipeline)
 """
 
 __version__ = "0.1.0"
 
 from .config import PROFILES, Profile, device, get_profile, seed_everything  # noqa: E402,F401
+from .workflow import Workspace, setup  # noqa: E402,F401

@@ -28,6 +28,8 @@ class Profile:
     n_test: int                     # evaluation subset of the MNIST test set (same images for every method)
     eps_step: float                 # FGSM grid 0, eps_step, ..., 1 (paper: 0.05)
     eval_batch: int = 256           # batch size of purification / evaluation
+    eps_values: tuple | None = None # an explicit eps grid instead of 0, eps_step, ..., 1
+    expensive_n_test: int | None = None  # PixelDefend / Defense-GAN: the first n of the same subset (None = n_test)
     # DCGAN (G and D), latent size L = 30
     latent_dim: int = 30
     g_width: int = 64
@@ -80,6 +82,9 @@ class Profile:
         return dataclasses.asdict(self)
 
     def eps_grid(self) -> list[float]:
+        """The FGSM eps values this profile evaluates (always starts at 0 and ends at 1)."""
+        if self.eps_values is not None:
+            return [round(float(e), 2) for e in self.eps_values]
         from .attacks import eps_grid
         return eps_grid(self.eps_step)
 
@@ -96,7 +101,8 @@ PROFILES: dict[str, Profile] = {
         pgd_steps=5, adaptive_n_test=32,
     ),
     "cpu": Profile(
-        name="cpu", train_size=None, n_test=1_000, eps_step=0.05, eval_batch=250,
+        name="cpu", train_size=None, n_test=500, eps_step=0.05, eval_batch=250,
+        eps_values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), expensive_n_test=200,
         gan_epochs=10, enc_latents=20_000, enc_epochs=4, bf16=True, channels_last=True,
         clf_epochs=12,
         defensegan_steps=100, defensegan_restarts=4,

@@ -1,0 +1,163 @@
+"""Small measurements the chapters show: data statistics, sample quality, reconstructions, timing.
+
+Each function is batched and returns plain numbers or tensors; the notebooks only plot them.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ._validate import check_images, check_labels, check_module, check_positive_int
+from .config import synchronize
+
+
+def _dev(model: torch.nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def class_counts(labels: torch.Tensor, num_classes: int = 10) -> list[int]:
+    """How many examples of each class 0..num_classes-1."""
+    labels = check_labels(labels, num_classes=num_classes)
+    return torch.bincount(labels, minlength=num_classes).tolist()
+
+
+def examples_per_class(labels: torch.Tensor, k: int, seed: int = 0, num_classes: int = 10) -> torch.Tensor:
+    """(num_classes, k) indices: k seeded random examples of each class (for per-class grids)."""
+    labels = check_labels(labels, num_classes=num_classes)
+    k = check_positive_int(k, "k")
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for c in range(num_classes):
+        idx = torch.nonzero(labels == c).flatten()
+        if len(idx) < k:
+            raise ValueError(f"class {c} has {len(idx)} examples, fewer than k={k}")
+        rows.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    return torch.stack(rows)
+
+
+def pixel_stats(images_u8: torch.Tensor) -> dict:
+    """Pixel statistics of uint8 images: mean/std in [0,1], share of exact 0 and of exact 255, ink per image."""
+    if not isinstance(images_u8, torch.Tensor) or images_u8.dtype != torch.uint8 or images_u8.dim() != 4:
+        raise TypeError("images_u8: expected a uint8 tensor of shape (N, 1, 28, 28)")
+    if images_u8.shape[0] == 0:
+        raise ValueError("images_u8: empty batch (N = 0)")
+    x = images_u8.float() / 255.0
+    return {"mean": float(x.mean()), "std": float(x.std()),
+            "share_zero": float((images_u8 == 0).float().mean()),
+            "share_255": float((images_u8 == 255).float().mean()),
+            "mean_ink_per_image": float(x.flatten(1).sum(1).mean())}
+
+
+@torch.inference_mode()
+def class_probabilities(classifier: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Softmax probabilities (N, 10) of a classifier that outputs log-probabilities or logits."""
+    check_module(classifier, "classifier")
+    x = check_images(x)
+    dev = _dev(classifier)
+    was = classifier.training
+    classifier.eval()
+    out = torch.cat([F.softmax(classifier(x[i:i + batch_size].to(dev)).float(), 1).cpu()
+                     for i in range(0, len(x), batch_size)])
+    classifier.train(was)
+    return out
+
+
+def sample_quality(classifier: torch.nn.Module, samples: torch.Tensor) -> dict:
+    """How the classifier sees generated digits: the share of each predicted class and the mean
+    confidence (max probability). A good G covers all ten classes about equally (~10% each) and
+    yields confident predictions, close to what real test digits give."""
+    p = class_probabilities(classifier, samples)
+    pred = p.argmax(1)
+    hist = torch.bincount(pred, minlength=10).float() / len(pred)
+    return {"class_share": [round(float(v), 4) for v in hist], "mean_confidence": float(p.max(1).values.mean()),
+            "n": int(len(pred))}
+
+
+@torch.inference_mode()
+def nearest_neighbour_distance(queries: torch.Tensor, reference: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """L2 distance of each query image to its nearest reference image (a memorisation check)."""
+    q = check_images(queries, "queries").flatten(1)
+    r = check_images(reference, "reference").flatten(1)
+    out = [torch.cdist(q[i:i + chunk], r).min(1).values for i in range(0, len(q), chunk)]
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def interpolate(generator: torch.nn.Module, z0: torch.Tensor, z1: torch.Tensor, steps: int = 10) -> torch.Tensor:
+    """G along the straight line from z0 to z1 (rows = pairs, columns = steps): (P*steps, 1, 28, 28)."""
+    check_module(generator, "generator")
+    steps = check_positive_int(steps, "steps", minimum=2)
+    if z0.shape != z1.shape or z0.dim() != 2:
+        raise ValueError(f"z0, z1: expected two (P, L) tensors of the same shape, got {tuple(z0.shape)} and {tuple(z1.shape)}")
+    t = torch.linspace(0, 1, steps)[None, :, None]
+    z = (1 - t) * z0[:, None, :] + t * z1[:, None, :]
+    dev = _dev(generator)
+    generator.eval()
+    return generator(z.reshape(-1, z0.shape[1]).to(dev)).float().cpu()
+
+
+@torch.inference_mode()
+def reconstruct(encoder: torch.nn.Module, generator: torch.nn.Module, x: torch.Tensor, batch_size: int = 256,
+                bf16: bool = False) -> torch.Tensor:
+    """EGAN's purification G(E(x)), batched."""
+    check_module(encoder, "encoder"); check_module(generator, "generator")
+    x = check_images(x)
+    dev = _dev(encoder)
+    encoder.eval(); generator.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            z = encoder(xb)
+        out.append(generator(z.float()).float().cpu())
+    return torch.cat(out)
+
+
+def squared_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Per-image ||x - x_hat||^2 (the paper's eq. 4 before the mean), shape (N,)."""
+    x = check_images(x, "x"); x_hat = check_images(x_hat, "x_hat")
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x, x_hat: shapes differ ({tuple(x.shape)} vs {tuple(x_hat.shape)})")
+    return (x - x_hat).flatten(1).pow(2).sum(1)
+
+
+def mean_ci(values: torch.Tensor) -> tuple[float, float, int]:
+    """Mean, half-width of a normal 95% interval, and n."""
+    v = values.double().flatten()
+    n = len(v)
+    if n == 0:
+        raise ValueError("values: empty")
+    half = 1.96 * float(v.std()) / math.sqrt(n) if n > 1 else float("nan")
+    return float(v.mean()), half, n
+
+
+def time_per_image(fn, x: torch.Tensor, *, repeats: int = 3, device="cpu") -> float:
+    """Seconds per image of ``fn(x)``: one warm-up call, then the median of ``repeats`` calls."""
+    x = check_images(x)
+    repeats = check_positive_int(repeats, "repeats")
+    fn(x)
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(x)
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] / len(x)
+
+
+def compare_precision(encoder: torch.nn.Module, generator: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -> dict:
+    """EGAN's reconstruction error and speed with the encoder in fp32 and under bf16 autocast."""
+    out = {}
+    for name, bf16 in (("fp32", False), ("bf16", True)):
+        rec = reconstruct(encoder, generator, x, bf16=bf16)
+        err, half, n = mean_ci(squared_error(x, rec))
+        sec = time_per_image(lambda b: reconstruct(encoder, generator, b, bf16=bf16), x, repeats=repeats,
+                             device=_dev(encoder))
+        out[name] = {"mean_sq_error": err, "ci95_half": half, "n": n, "ms_per_image": 1000 * sec}
+    return out

@@ -1,0 +1,188 @@
+"""Execute the book headlessly: ``python -m egan_lib.pipeline --profile cpu``.
+
+Runs the source notebooks of ``notebooks/`` in order with papermill (kernel ``python3``), writes the
+executed copies to ``--out`` (default ``book/``) and stamps each with the profile, device, seed,
+wall time, git commit and library versions, in its metadata (``metadata.egan``) and in a short
+note at its top. A notebook is written to a temporary file and moved into place only when it ran
+through, so a failing run never replaces a good executed notebook. Models are load-or-train, so a
+rerun of the same profile reuses the checkpoints under ``--artifacts``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import __version__
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+CHAPTERS = ("01_data", "02_gan", "03_encoder", "04_attack", "05_baselines", "06_results", "07_adaptive")
+
+
+class PipelineError(RuntimeError):
+    pass
+
+
+def git_commit(root: Path = ROOT) -> str:
+    """Short commit hash of the working tree (``-dirty`` when it has uncommitted changes)."""
+    try:
+        h = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                           timeout=10).stdout.strip()
+        if not h:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return h + ("-dirty" if dirty else "")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def available_chapters(notebooks: Path = NOTEBOOKS) -> list[str]:
+    return [c for c in CHAPTERS if (notebooks / f"{c}.ipynb").exists()]
+
+
+def select(chapters: list[str], only=None, start=None) -> list[str]:
+    """Chapters to run: all, ``only`` some (names or number prefixes), or ``start`` from one on."""
+    def resolve(key: str) -> str:
+        hits = [c for c in chapters if c == key or c.startswith(key + "_") or c.split("_", 1)[0] == key.zfill(2)]
+        if len(hits) != 1:
+            raise ValueError(f"unknown chapter {key!r}; available: {', '.join(chapters)}")
+        return hits[0]
+    if only and start:
+        raise ValueError("use --only or --from, not both")
+    if only:
+        wanted = {resolve(k) for k in only}
+        return [c for c in chapters if c in wanted]
+    if start:
+        first = resolve(start)
+        return chapters[chapters.index(first):]
+    return list(chapters)
+
+
+def _versions() -> dict:
+    import torch
+    out = {"python": platform.python_version(), "torch": torch.__version__, "egan_lib": __version__}
+    for mod in ("torchvision", "numpy", "matplotlib", "papermill"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001
+            pass
+    return out
+
+
+def _fmt_seconds(s: float) -> str:
+    m, sec = divmod(int(round(s)), 60)
+    return f"{m} min {sec:02d} s" if m else f"{s:.1f} s"
+
+
+def stamp(path: Path, info: dict) -> None:
+    """Store ``info`` in the notebook's metadata and show it in a note after the title cell."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["egan"] = info
+    text = (f"```{{note}}\nExecuted with profile **{info['profile']}** on **{info['device']}** "
+            f"({info['threads']} threads), seed {info['seed']}, commit `{info['git_commit']}`, "
+            f"on {info['date']}; wall time {_fmt_seconds(info['seconds'])}. "
+            f"torch {info['versions']['torch']}, egan_lib {info['versions']['egan_lib']}.\n```")
+    cell = nbformat.v4.new_markdown_cell(text, metadata={"tags": ["run-info"]})
+    cells = [c for c in nb.cells if "run-info" not in c.get("metadata", {}).get("tags", [])]
+    cells.insert(1 if cells and cells[0].cell_type == "markdown" else 0, cell)
+    nb.cells = cells
+    for c in nb.cells:          # papermill's per-cell timing metadata is noise in the published book
+        c.get("metadata", {}).pop("execution", None)
+    nbformat.write(nb, path)
+
+
+def run_chapter(name: str, out_dir: Path, params: dict, *, notebooks: Path = NOTEBOOKS,
+                cell_timeout: int | None = None) -> float:
+    """Execute one chapter; returns its wall time. Raises PipelineError naming the failing cell."""
+    import papermill as pm
+    src = notebooks / f"{name}.ipynb"
+    dst = out_dir / f"{name}.ipynb"
+    fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{name}.", dir=out_dir)
+    os.close(fd)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src), tmp, parameters=params, kernel_name="python3", progress_bar=False,
+                            log_output=False, cwd=str(notebooks), execution_timeout=cell_timeout)
+    except pm.PapermillExecutionError as e:
+        failed = out_dir / f"{name}.failed.ipynb"
+        os.replace(tmp, failed)
+        raise PipelineError(f"{name}.ipynb failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                            f"{e.ename}: {e.evalue}\n  the partly executed notebook is at {failed}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    seconds = time.perf_counter() - t0
+    os.replace(tmp, dst)
+    (out_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)
+    return seconds
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m egan_lib.pipeline", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu", help="smoke | cpu | paper")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    ap.add_argument("--out", default=str(ROOT / "book"), help="folder for the executed notebooks")
+    ap.add_argument("--artifacts", default=str(ROOT / "artifacts"), help="folder for checkpoints and caches")
+    ap.add_argument("--data-dir", default=None, help="MNIST cache folder (default $EGAN_DATA or ~/.cache/egan_lib)")
+    ap.add_argument("--results-dir", default=None, help="where chapter 06/07 write JSON (default <out>/results)")
+    ap.add_argument("--only", nargs="+", help="run only these chapters (names or numbers)")
+    ap.add_argument("--from", dest="start", help="run from this chapter on")
+    ap.add_argument("--retrain", action="store_true", help="train every model from scratch")
+    ap.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: none)")
+    ap.add_argument("--list", action="store_true", help="list the chapters and exit")
+    a = ap.parse_args(argv)
+
+    from .config import device as pick_device, get_profile
+    get_profile(a.profile)                       # fail early on a bad name
+    chapters = available_chapters()
+    if a.list:
+        print("\n".join(chapters))
+        return 0
+    try:
+        todo = select(chapters, a.only, a.start)
+    except ValueError as e:
+        ap.error(str(e))
+    out = Path(a.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    art = Path(a.artifacts).resolve()
+    results = Path(a.results_dir).resolve() if a.results_dir else out / "results"
+    dev = str(pick_device(a.device))
+    params = {"profile": a.profile, "seed": a.seed, "device": dev, "artifacts_dir": str(art),
+              "data_dir": a.data_dir, "results_dir": str(results), "retrain": bool(a.retrain)}
+    os.environ.setdefault("EGAN_PROGRESS", "0")  # one line per epoch in logs, not tqdm widgets
+    import torch
+    base = {"profile": a.profile, "seed": a.seed, "device": dev, "threads": torch.get_num_threads(),
+            "git_commit": git_commit(), "versions": _versions(), "retrain": bool(a.retrain)}
+    print(f"[pipeline] profile={a.profile} device={dev} seed={a.seed} -> {out}", flush=True)
+    total = 0.0
+    for name in todo:
+        print(f"[pipeline] {name} ...", flush=True)
+        try:
+            sec = run_chapter(name, out, params, cell_timeout=a.cell_timeout)
+        except PipelineError as e:
+            print(f"[pipeline] FAILED: {e}", file=sys.stderr, flush=True)
+            return 1
+        total += sec
+        info = dict(base, chapter=name, seconds=round(sec, 1),
+                    date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        stamp(out / f"{name}.ipynb", info)
+        print(f"[pipeline] {name} done in {_fmt_seconds(sec)}", flush=True)
+    print(f"[pipeline] {len(todo)} chapter(s) in {_fmt_seconds(total)}", flush=True)
+    (out / "results").mkdir(exist_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
