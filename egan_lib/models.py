@@ -14,6 +14,16 @@ from ._validate import check_positive_int
 LATENT_DIM = 30
 
 
+def _check_image_shape(x: torch.Tensor, who: str) -> None:
+    """Shape check of a forward pass (cheap: no data-dependent test, so no device sync)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who}: expected a torch.Tensor of images with shape (N, 1, 28, 28), got {type(x).__name__}")
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"{who}: expected images of shape (N, 1, 28, 28), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{who}: empty batch (N = 0); expected at least one image")
+
+
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN weight init (Radford et al.): conv weights ~ N(0, 0.02), BN weights ~ N(1, 0.02), biases 0."""
     for m in module.modules():
@@ -43,8 +53,12 @@ class Generator(nn.Module):
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"Generator: expected a torch.Tensor of latents (N, {self.latent_dim}), got {type(z).__name__}")
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"Generator: expected latents of shape (N, {self.latent_dim}), got {tuple(z.shape)}")
+        if z.shape[0] == 0:
+            raise ValueError("Generator: empty batch (N = 0); expected at least one latent")
         h = self.project(z).view(-1, self._c, 7, 7)
         return self.net(h)
 
@@ -63,6 +77,7 @@ class Discriminator(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_image_shape(x, "Discriminator")
         return self.net(x).squeeze(1)
 
 
@@ -94,6 +109,7 @@ class Encoder(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, latent_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_image_shape(x, "Encoder")
         return self.head(self.features(x))
 
 
@@ -113,6 +129,7 @@ class Classifier(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(160, 50), nn.ReLU(True), nn.Linear(50, 10), nn.LogSoftmax(dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_image_shape(x, "Classifier")
         return self.head(self.features(x))
 
 
