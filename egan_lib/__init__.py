@@ -18,4 +18,9 @@ One module per concern:
 __version__ = "0.1.0"
 
 from .config import PROFILES, Profile, device, get_profile, seed_everything  # noqa: E402,F401
-from .workflow import Workspace, setup  # noqa: E402,F401
+
+
+def setup(*args, **kwargs):
+    """The setup cell of every chapter; see ``egan_lib.workflow.setup``."""
+    from .workflow import setup as _setup
+    return _setup(*args, **kwargs)

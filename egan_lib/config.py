@@ -103,7 +103,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu", train_size=None, n_test=500, eps_step=0.05, eval_batch=250,
         eps_values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), expensive_n_test=200,
-        gan_epochs=10, enc_latents=20_000, enc_epochs=4, bf16=True, channels_last=True,
+        gan_epochs=5, enc_latents=20_000, enc_epochs=3, bf16=True, channels_last=True,
         clf_epochs=12,
         defensegan_steps=100, defensegan_restarts=4,
         pgd_steps=40, adaptive_n_test=500,
