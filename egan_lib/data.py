@@ -282,9 +282,14 @@ def subset(images: torch.Tensor, labels: torch.Tensor, n: int | None, seed: int 
     """A fixed, seeded subset of ``n`` examples (class-balanced when ``stratified``); n=None: all."""
     if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise TypeError("subset: images and labels must be torch.Tensors")
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"subset: {images.shape[0]} images but {labels.shape[0]} labels")
+    if labels.dim() != 1:
+        raise ValueError(f"subset: expected labels of shape (N,), got {tuple(labels.shape)}")
+    if images.dim() == 0 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"subset: expected one label per image, got {tuple(images.shape)} images "
+                         f"and {labels.shape[0]} labels")
     total = images.shape[0]
+    if total == 0:
+        raise ValueError("subset: empty batch (N = 0); expected at least one example")
     if n is None or n == total:
         return images, labels
     n = check_positive_int(n, "n")

@@ -52,7 +52,9 @@ def _seeded_generator(seed: int) -> torch.Generator:
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Translate every image by its own random integer offset in [-max_shift, max_shift] (zero fill), batched."""
-    if max_shift <= 0:
+    check_images(x)
+    max_shift = check_positive_int(max_shift, "max_shift", minimum=0)
+    if max_shift == 0:
         return x
     n = x.shape[0]
     pad = F.pad(x, (max_shift,) * 4)
@@ -134,6 +136,12 @@ def generate(generator: nn.Module, n: int, *, seed: int = 0, batch_size: int = 1
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """The paper's loss (eq. 4): mean over images of the squared Euclidean norm of the flattened difference."""
+    for t, name in ((x, "x"), (x_hat, "x_hat")):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor of images (N, 1, 28, 28), got {type(t).__name__}")
+    if x.shape != x_hat.shape or x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"reconstruction_loss: expected x and x_hat of the same non-empty shape (N, 1, 28, 28), "
+                         f"got {tuple(x.shape)} and {tuple(x_hat.shape)}")
     return (x - x_hat).flatten(1).pow(2).sum(1).mean()
 
 
