@@ -364,7 +364,7 @@ def evaluate(classifier: torch.nn.Module, defenses, x: torch.Tensor, y: torch.Te
         raise ValueError(f"attack: expected a non-empty name, got {attack!r}")
     if not isinstance(threat_model, str) or not threat_model.strip():
         raise ValueError(f"threat_model: expected a non-empty name such as {THREAT_MODELS}, got {threat_model!r}")
-    dev = _pick_device(device) if device is not None else next(classifier.parameters()).device
+    dev = _pick_device(device) if device is not None else next(classifier.parameters(), torch.empty(0)).device
 
     n_per = {m: N for m in names}
     if n_per_method:
