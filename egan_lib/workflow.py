@@ -131,7 +131,7 @@ class Workspace:
         if "classifier" not in self._cache:
             p = self.profile
             C = build_classifier(p)
-            shift = int(p.extra.get("clf_shift", 0))
+            shift = int(p.clf_shift)
             cfg = self._config("classifier", epochs=p.clf_epochs, batch=p.clf_batch, lr=p.clf_lr,
                                train_size=p.train_size, augment_shift=shift)
             from .training import train_classifier
