@@ -169,14 +169,15 @@ class _EvalMode:
         self.modules = [m for m in modules if isinstance(m, nn.Module)]
 
     def __enter__(self):
-        self.modes = [m.training for m in self.modules]
+        # every submodule's own flag: restoring only the top one would cascade train() into children
+        self.modes = [(sub, sub.training) for m in self.modules for sub in m.modules()]
         for m in self.modules:
             m.eval()
         return self
 
     def __exit__(self, *exc):
-        for m, t in zip(self.modules, self.modes):
-            m.train(t)
+        for sub, t in self.modes:
+            sub.training = t
         return False
 
 

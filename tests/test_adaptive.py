@@ -195,6 +195,19 @@ def test_pgd_explains_a_detached_purifier(clf, batch):
         A.pgd(A.through(detached, clf, bpda=False), x, y, 0.1, steps=2)
 
 
+@pytest.mark.parametrize("mode", [False, True])
+def test_attacks_run_in_eval_mode_and_restore_every_module(batch, mode):
+    x, y = batch
+    torch.manual_seed(0)
+    c = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+    c.train(mode)
+    a = A.pgd(A.through(identity_defense(), c), x[:8], y[:8], 0.1, steps=2)
+    assert c.training is mode and all(m.training is mode for m in c.modules())
+    c.eval()
+    b = A.pgd(c, x[:8], y[:8], 0.1, steps=2)
+    assert torch.equal(a, b)          # BatchNorm used its running statistics in both runs
+
+
 def test_whitebox_result_converts_to_the_results_schema(clf, batch):
     from egan_lib.evaluate import validate_results_json
     x, y = batch
@@ -220,6 +233,8 @@ def test_oblivious_pgd_shares_x_adv_across_defenses(clf, batch):
     assert out["Original"]["adv"][0.1] is out["Round"]["adv"][0.1]
     adv = out["Round"]["adv"][0.1]
     assert out["Round"]["accuracy"][0.1] == pytest.approx(_acc(clf, torch.round(adv), y))
+    assert out["Original"]["accuracy"][0.1] == pytest.approx(_acc(clf, adv, y))
+    assert torch.equal(adv, A.pgd(clf, x, y, 0.1, steps=3))       # the gradient of C alone
 
 
 # ---------------------------------------------------------------------------------------- on-manifold
