@@ -117,6 +117,11 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
     return (0.0 if k == 0 else max(0.0, center - half), 1.0 if k == n else min(1.0, center + half))
 
 
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """A tensor made under torch.inference_mode() cannot enter autograd: use a normal copy of it."""
+    return t.clone() if t.is_inference() else t
+
+
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
@@ -273,7 +278,8 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     """
     _check_callable(model_fn, "model_fn")
     check_images(x)
-    y = check_labels(y, n=x.shape[0])
+    y = _plain(check_labels(y, n=x.shape[0]))
+    x = _plain(x)
     eps = check_eps(eps)
     steps = check_positive_int(steps, "steps")
     restarts = check_positive_int(restarts, "restarts")
@@ -330,7 +336,8 @@ def fgsm_through(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, batc
     """
     _check_callable(model_fn, "model_fn")
     check_images(x)
-    y = check_labels(y, n=x.shape[0])
+    y = _plain(check_labels(y, n=x.shape[0]))
+    x = _plain(x)
     eps = check_eps(eps)
     batch_size = check_positive_int(batch_size, "batch_size")
     kind = _check_loss(loss)
@@ -504,7 +511,8 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     """
     _check_defense(defense)
     check_images(x)
-    y = check_labels(y, n=x.shape[0])
+    y = _plain(check_labels(y, n=x.shape[0]))
+    x = _plain(x)
     eps_values = _check_eps_values(eps_values)
     if attack not in ("pgd", "fgsm"):
         raise ValueError(f"attack: expected 'pgd' or 'fgsm', got {attack!r}")
@@ -555,7 +563,8 @@ def oblivious_pgd(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps_val
         raise ValueError(f"defense: duplicate names {names}")
     _check_callable(classifier, "classifier")
     check_images(x)
-    y = check_labels(y, n=x.shape[0])
+    y = _plain(check_labels(y, n=x.shape[0]))
+    x = _plain(x)
     eps_values = _check_eps_values(eps_values)
     batch_size = check_positive_int(batch_size, "batch_size")
     correct = {nm: {} for nm in names}
@@ -666,7 +675,8 @@ def on_manifold_attack(generator, encoder, classifier, x: torch.Tensor, y: torch
     for m, nm in ((generator, "generator"), (encoder, "encoder"), (classifier, "classifier")):
         _check_callable(m, nm)
     check_images(x)
-    y = check_labels(y, n=x.shape[0])
+    y = _plain(check_labels(y, n=x.shape[0]))
+    x = _plain(x)
     eps = check_eps(eps)
     steps = check_positive_int(steps, "steps")
     restarts = check_positive_int(restarts, "restarts")
@@ -847,10 +857,10 @@ class HybridDefense:
 
     def project(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
         """The best latent z (lowest ||G(z) - x||^2 per image) from z0 (default E(x)); on device."""
-        x = x.detach().to(self.device)
+        x = _plain(x.detach()).to(self.device)
         with _EvalMode(self.encoder, self.generator):
             with torch.no_grad():
-                z = self.encoder(x) if z0 is None else z0.detach().to(self.device)
+                z = self.encoder(x) if z0 is None else _plain(z0.detach()).to(self.device)
                 best_z = z.clone()
                 best_err = ((self.generator(z) - x) ** 2).flatten(1).sum(1)
             opt = _Adam(z, self.lr)

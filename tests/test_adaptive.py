@@ -376,3 +376,25 @@ def test_attacks_reject_bad_options(clf, batch):
     with pytest.raises(TypeError, match="torch.Tensor"):
         A.pgd(clf, x.numpy(), y, 0.1)
     assert not math.isnan(A.pgd(clf, x[:1], y[:1], 0.1, steps=1).sum().item())
+
+
+def test_attacks_accept_tensors_made_in_inference_mode(clf, batch, tiny_generator, tiny_encoder):
+    with torch.inference_mode():
+        x, y = batch[0][:4].clone(), batch[1][:4].clone()
+    assert x.is_inference() and y.is_inference()
+    A.pgd(clf, x, y, 0.1, steps=2, random_start=False)
+    A.fgsm_through(clf, x, y, 0.1)
+    A.on_manifold_attack(tiny_generator, tiny_encoder, clf, x, y, 0.6, steps=2)
+    A.HybridDefense(tiny_encoder, tiny_generator, steps=2).purify(x)
+
+
+def test_combine_eps_and_to_method_entry():
+    a = {"threat_model": "on-manifold", "accuracy": {0.3: 0.5}, "ci95": {0.3: [0.4, 0.6]}, "n": 10}
+    b = {"threat_model": "on-manifold", "accuracy": {0.1: 0.9}, "ci95": {0.1: [0.6, 0.98]}, "n": 10}
+    both = A.combine_eps(a, b)
+    assert list(both["accuracy"]) == [0.1, 0.3] and both["n"] == 10
+    assert A.to_method_entry(both, 0.5)["ci95"] == {"0.10": [0.6, 0.98], "0.30": [0.4, 0.6]}
+    with pytest.raises(ValueError, match="share"):
+        A.combine_eps(a, dict(b, n=11))
+    with pytest.raises(ValueError, match="seconds_per_image"):
+        A.to_method_entry(both, 0.0)
