@@ -266,7 +266,7 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     * ``step_size`` defaults to 2.5 * eps / steps (Madry et al.), so a run can cross the ball.
     * ``random_start``: the first run starts at a uniform point of the ball (x + U(-eps, eps),
       clipped); restarts 2..R always start at random points. Noise is drawn on the CPU from
-      ``seed``, per restart for the whole batch, so the result does not depend on ``batch_size``.
+      ``seed``, per restart for the whole input, so the random starts do not depend on ``batch_size``.
     * Every iterate is checked: per image the *first* misclassified iterate is kept (that image
       then stops); otherwise the iterate with the highest loss over all steps and restarts. A
       restart runs only on the images not fooled yet.
