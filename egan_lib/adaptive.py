@@ -186,6 +186,10 @@ class _EvalMode:
         return False
 
 
+def _nets(fn) -> list:
+    return fn.networks() if isinstance(fn, Through) else [fn]
+
+
 def _per_image_loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     """The attacker's objective per image, to be maximised. ``out``: logits or log-probabilities.
 
@@ -299,7 +303,7 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     zero_grad_batches = []
     from tqdm.auto import tqdm
     bar = tqdm(total=restarts * math.ceil(n / batch_size), desc=f"PGD eps={eps:g}", disable=not progress, leave=False)
-    with _EvalMode(model_fn), bar:
+    with _EvalMode(*_nets(model_fn)), bar:
         for r in range(restarts):
             noise = torch.empty_like(x_cpu).uniform_(-eps, eps, generator=gen) if eps > 0 else None
             todo = torch.nonzero(~fooled).flatten()
@@ -343,7 +347,7 @@ def fgsm_through(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, batc
     kind = _check_loss(loss)
     dev = _device_of(model_fn, device)
     out = torch.empty_like(x)
-    with _EvalMode(model_fn), torch.enable_grad():
+    with _EvalMode(*_nets(model_fn)), torch.enable_grad():
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size].detach().to(dev).requires_grad_(True)
             per = _per_image_loss(model_fn(xb), y[i:i + batch_size].to(dev), kind)
@@ -407,6 +411,18 @@ class Through(nn.Module):
         self.purifier = bpda(purifier) if use_bpda else purifier
         self.name = getattr(defense, "name", type(defense).__name__)
         self.device = _defense_device(defense, classifier)
+
+    def networks(self) -> list:
+        """Every nn.Module the pipeline runs: this wrapper (with the classifier) and the defense's networks
+        (a Defense lists them in ``modules()``); the attacks hold them all in eval mode."""
+        nets = [self]
+        if not isinstance(self.defense, nn.Module) and callable(getattr(self.defense, "modules", None)):
+            try:
+                listed = list(self.defense.modules())
+            except TypeError:
+                listed = []
+            nets += [m for m in listed if isinstance(m, nn.Module)]
+        return nets
 
     @property
     def threat_model(self) -> str:

@@ -208,6 +208,24 @@ def test_attacks_run_in_eval_mode_and_restore_every_module(batch, mode):
     assert torch.equal(a, b)          # BatchNorm used its running statistics in both runs
 
 
+def test_defense_networks_run_in_eval_mode_during_the_attack(clf, batch):
+    x, y = batch
+    net = nn.BatchNorm2d(1).train()
+    seen = []
+
+    class WithNetworks(StandIn):
+        def modules(self):
+            return [net]
+
+    def fn(t):
+        seen.append(net.training)
+        return net(t).clamp(0, 1)
+
+    A.pgd(A.through(WithNetworks("BN", fn, True), clf), x[:8], y[:8], 0.1, steps=2)
+    assert seen and not any(seen)     # eval mode inside the attack
+    assert net.training               # train mode given back
+
+
 def test_whitebox_result_converts_to_the_results_schema(clf, batch):
     from egan_lib.evaluate import validate_results_json
     x, y = batch
