@@ -416,3 +416,18 @@ def test_combine_eps_and_to_method_entry():
         A.combine_eps(a, dict(b, n=11))
     with pytest.raises(ValueError, match="seconds_per_image"):
         A.to_method_entry(both, 0.0)
+
+
+def test_through_the_projects_own_defenses(clf, batch, tiny_generator, tiny_encoder):
+    """The duck-typed interface against egan_lib.defenses (exact gradients for EGAN, BPDA for Defense-GAN)."""
+    D = pytest.importorskip("egan_lib.defenses")
+    x, y = batch[0][:8], batch[1][:8]
+    egan = D.EGAN(tiny_encoder, tiny_generator)
+    dgan = D.DefenseGAN(tiny_generator, steps=2, restarts=2)
+    assert not A.through(egan, clf).uses_bpda and A.through(dgan, clf).uses_bpda
+    for d in (D.Original(), egan, dgan):
+        r = A.whitebox_accuracy(d, clf, x, y, [0.0, 0.3], steps=2)
+        assert r["defense"] == d.name and r["n"] == 8
+        assert r["threat_model"] == ("adaptive-bpda" if not d.differentiable else "adaptive-pgd")
+    g = _input_grad(A.through(egan, clf), x, y)
+    assert float(g.abs().max()) > 0   # the white-box gradient through C(G(E(x))) exists
