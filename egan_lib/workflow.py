@@ -210,8 +210,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--artifacts-dir", default="artifacts")
     ap.add_argument("--train", nargs="+", default=["gan", "classifier", "encoder"])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     a = ap.parse_args(argv)
-    ws = setup(a.profile, a.seed, a.device, a.data_dir, a.artifacts_dir, progress=False)
+    ws = setup(a.profile, a.seed, a.device, a.data_dir, a.artifacts_dir, progress=False, threads=a.threads)
     for name in a.train:
         t0 = time.perf_counter()
         getattr(ws, name)()
