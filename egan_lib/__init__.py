@@ -10,6 +10,11 @@ One module per concern:
     attacks      FGSM and the eps grid
     training     the DCGAN update, the paper's encoder algorithm, the classifier
     checkpoints  load-or-train with atomic, verified checkpoint files
+    defenses     the seven methods behind one purify(x) interface (EGAN and the five baselines)
+    evaluate     the paper's protocol, Wilson intervals, the results JSON
+    adaptive     PGD, BPDA, on-manifold attacks: attacking the whole defended system
+    claims       the paper's claims checked against our numbers
+    plots, slider  the figures and the epsilon sliders
     workflow     the chapters' shared setup: a Workspace with load-or-train getters
     explore      small measurements the chapters show (statistics, reconstructions, timing)
     pipeline     executes the whole book headlessly (python -m egan_lib.pipeline)

@@ -45,12 +45,13 @@ def gradient_sign(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, b
     batch_size = check_positive_int(batch_size, "batch_size")
     dev = _device(device) if device is not None else next(model.parameters()).device
     was_training = _run_eval(model)
-    out = torch.empty_like(x)
+    out = torch.empty(x.shape, dtype=x.dtype)
     try:
         with torch.enable_grad():
             for i in range(0, x.shape[0], batch_size):
-                xb = x[i:i + batch_size].to(dev).requires_grad_(True)
-                yb = y[i:i + batch_size].to(dev)
+                # clone: x may be an inference-mode tensor, which cannot require grad
+                xb = x[i:i + batch_size].to(dev).clone().requires_grad_(True)
+                yb = y[i:i + batch_size].to(dev).clone()
                 loss = F.cross_entropy(model(xb), yb, reduction="sum")
                 (g,) = torch.autograd.grad(loss, xb)
                 out[i:i + batch_size] = g.sign().to(out.device)
