@@ -81,18 +81,64 @@ def cmd_book(args) -> None:
 
 
 def cmd_test(args) -> None:
+    """Every test, in stages; each prints its wall time and the first failing stage stops the run:
+    1 unit tests, 2 the smoke pipeline into scratch/, 3 nbval on its notebooks, 4 the book build
+    (-W), 5 the other integration tests (real browser on the built book, Colab install cells).
+    Extra arguments go to every pytest stage."""
     t_all = time.time()
     install()
     env = dict(os.environ)
     scratch = ROOT / "scratch"
     env["EGAN_SCRATCH"] = str(scratch)
-    if not args.no_browser:
+    env["EGAN_REQUIRE_BUILT_BOOK"] = "1"      # the browser test may not skip: stage 4 built the book
+    integration = ROOT / "tests" / "integration"
+    browser_off = []
+    if args.no_browser:
+        browser_off = [f"--ignore={integration / 'test_browser.py'}"]
+        log("--no-browser: the browser test is left out")
+    else:
         chrome = ensure_chromium()
         if chrome:
             env["EGAN_CHROMIUM"] = chrome
-    # pytest runs, in order: unit tests, the smoke pipeline + nbval, the book build, the browser test
-    run([PY, "-m", "pytest", "-x", *args.pytest_args], env=env)
-    log(f"all tests passed in {time.time() - t_all:.0f} s")
+        else:
+            log("no Chromium found and none could be installed: the browser test will fail")
+    pytest = [PY, "-m", "pytest", "-p", "no:cacheprovider"]
+    smoke_book = scratch / "book"
+
+    def notebooks():
+        nbs = sorted(p for p in smoke_book.glob("*.ipynb") if ".failed." not in p.name)
+        if not nbs:
+            raise SystemExit(f"no executed notebooks in {smoke_book}")
+        return nbs
+
+    stages = [
+        ("unit tests", lambda: [*pytest, "tests", f"--ignore={integration}", *args.pytest_args]),
+        ("smoke pipeline", lambda: [PY, "-m", "egan_lib.pipeline", "--profile", "smoke", "--out", smoke_book,
+                                    "--artifacts", scratch / "artifacts"]),
+        ("nbval", lambda: [*pytest, "--nbval-lax", "--nbval-sanitize-with", ROOT / "tests" / "nbval_sanitize.cfg",
+                           *notebooks(), *args.pytest_args]),
+        ("book build", lambda: [*pytest, integration / "test_book_build.py", *args.pytest_args]),
+        ("browser + colab", lambda: [*pytest, integration, f"--ignore={integration / 'test_book_build.py'}",
+                                     *browser_off, *args.pytest_args]),
+    ]
+    times = []
+    for i, (name, make_cmd) in enumerate(stages, 1):
+        log(f"stage {i}/{len(stages)}: {name}")
+        t0 = time.time()
+        try:
+            cmd = [str(c) for c in make_cmd()]
+            log("$ " + " ".join(cmd))
+            rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        except SystemExit as e:     # a stage that cannot even start (e.g. no notebooks to check)
+            rc = 1
+            log(str(e))
+        dt = time.time() - t0
+        times.append((name, dt))
+        if rc != 0:
+            log(f"FAILED at stage {i}/{len(stages)} '{name}' (exit code {rc}) after {dt:.0f} s")
+            sys.exit(rc)
+        log(f"stage {i}/{len(stages)} '{name}' passed in {dt:.0f} s")
+    log("all tests passed in " + f"{time.time() - t_all:.0f} s (" + ", ".join(f"{n} {t:.0f} s" for n, t in times) + ")")
 
 
 def main() -> None:
