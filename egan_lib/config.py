@@ -51,20 +51,40 @@ class Profile:
     clf_epochs: int = 10
     clf_batch: int = 128
     clf_lr: float = 2e-3
-    # baselines (chapter 05)
-    dncnn_layers: int = 17
+    # baselines (chapter 05): defaults = the published settings; the profiles below shrink them
+    # (egan_lib.defenses documents every choice). *_train_size: images of the profile's training set
+    # (a seeded, class-balanced subset; None = all of them).
+    dncnn_layers: int = 17          # Zhang et al. 2017: 17 layers of 64 channels
     dncnn_channels: int = 64
     dncnn_epochs: int = 2
-    ae_epochs: int = 5
-    apegan_epochs: int = 2
-    apegan_train_eps: float = 0.3
+    dncnn_batch: int = 128
+    dncnn_lr: float = 1e-3
+    dncnn_train_size: int | None = None
+    dncnn_eps_max: float = 0.3      # FGSM eps ~ U[0, eps_max] in its training pairs
+    dncnn_sigma_max: float = 55 / 255  # plus Gaussian sigma ~ U[0, 55/255] (DnCNN-B)
+    ae_channels: int = 3            # MagNet's MNIST autoencoder: 3 channels, sigmoid
+    ae_epochs: int = 100            # MagNet: 100 epochs
+    ae_batch: int = 256
+    ae_lr: float = 1e-3
+    ae_noise: float = 0.1           # MagNet: Gaussian noise "volume" 0.1
+    ae_train_size: int | None = None
+    apegan_width: int = 64
+    apegan_epochs: int = 2          # APE-GAN's MNIST code: 2 epochs, batch 128, Adam 2e-4
+    apegan_batch: int = 128
+    apegan_lr: float = 2e-4
+    apegan_train_eps: float = 0.3   # FGSM eps of its training examples (the APE-GAN paper's MNIST eps)
+    apegan_train_size: int | None = None
     pixelcnn_channels: int = 64
-    pixelcnn_layers: int = 6
+    pixelcnn_layers: int = 6        # residual masked 3x3 layers after the 7x7 type-A layer
     pixelcnn_epochs: int = 3
-    pixeldefend_eps: float = 0.1
-    defensegan_steps: int = 200     # L
+    pixelcnn_batch: int = 64
+    pixelcnn_lr: float = 1e-3
+    pixelcnn_train_size: int | None = None
+    pixelcnn_test_size: int = 10_000  # MNIST test images on which its bits/dim are reported
+    pixeldefend_eps: float = 32 / 255  # PixelDefend's eps_defend for Fashion-MNIST (Song et al. 2018)
+    defensegan_steps: int = 200     # L (Samangouei et al. 2018)
     defensegan_restarts: int = 10   # R
-    defensegan_lr: float = 0.05
+    defensegan_lr: float = 10.0     # their SGD-momentum(0.7) lr on the per-pixel mean squared error
     # adaptive attacks (chapter 07)
     pgd_steps: int = 40
     adaptive_n_test: int = 500
@@ -95,8 +115,9 @@ PROFILES: dict[str, Profile] = {
         g_width=16, d_width=16, gan_epochs=1, gan_batch=64,
         enc_channels=8, enc_same_blocks=1, enc_valid_blocks=11, enc_latents=512, enc_epochs=1, enc_batch=64,
         clf_epochs=1, clf_batch=128,
-        dncnn_layers=5, dncnn_channels=16, dncnn_epochs=1, ae_epochs=1, apegan_epochs=1,
-        pixelcnn_channels=16, pixelcnn_layers=3, pixelcnn_epochs=1,
+        dncnn_layers=5, dncnn_channels=16, dncnn_epochs=1, dncnn_train_size=500,
+        ae_epochs=1, ae_lr=1e-2, apegan_width=16, apegan_epochs=1, apegan_train_size=500,
+        pixelcnn_channels=16, pixelcnn_layers=3, pixelcnn_epochs=1, pixelcnn_train_size=500, pixelcnn_test_size=200,
         defensegan_steps=10, defensegan_restarts=2,
         pgd_steps=5, adaptive_n_test=32,
     ),
@@ -105,14 +126,22 @@ PROFILES: dict[str, Profile] = {
         eps_values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), expensive_n_test=200,
         gan_epochs=5, enc_latents=20_000, enc_epochs=3, bf16=True, channels_last=True,
         clf_epochs=12,
-        defensegan_steps=100, defensegan_restarts=4,
+        # baselines: all four trained in about 10-15 min on 2 CPU cores (measured per-image costs in
+        # benchmarks/bench_defenses.py and the chapter); the shrinks against the published settings:
+        dncnn_epochs=1, dncnn_batch=64, dncnn_train_size=5_000,        # 17x64 as published, 78 steps
+        ae_epochs=8, ae_lr=1e-2,                                       # MagNet: 100 epochs at 1e-3
+        apegan_epochs=2, apegan_train_size=12_000,                     # theirs: 2 epochs of 60,000
+        pixelcnn_channels=32, pixelcnn_layers=5, pixelcnn_epochs=1, pixelcnn_batch=32,
+        pixelcnn_train_size=12_000, pixelcnn_test_size=1_000,
+        defensegan_steps=100, defensegan_restarts=4,                   # paper: L = 200, R = 10
         pgd_steps=40, adaptive_n_test=500,
     ),
     "paper": Profile(
         name="paper", train_size=None, n_test=10_000, eps_step=0.05, eval_batch=500,
         gan_epochs=30, enc_latents=60_000, enc_epochs=20, clf_epochs=20,
-        dncnn_epochs=10, ae_epochs=20, apegan_epochs=10, pixelcnn_epochs=20, pixelcnn_layers=8,
-        defensegan_steps=200, defensegan_restarts=10,
+        dncnn_epochs=10, ae_epochs=100, apegan_epochs=10,
+        pixelcnn_channels=128, pixelcnn_layers=10, pixelcnn_epochs=20,
+        defensegan_steps=200, defensegan_restarts=10, defensegan_lr=10.0,
         pgd_steps=100, adaptive_n_test=10_000,
     ),
 }
