@@ -530,8 +530,8 @@ def train_pixelcnn(model: nn.Module, images: torch.Tensor, *, epochs: int = 3, b
         net.eval()
     if test_images is not None:
         hist["test_bits_per_dim"] = bits_per_dim(net, test_images)
-        hist["n_test"] = int(test_images.shape[0])
-        _log(progress, f"PixelCNN: {hist['test_bits_per_dim']:.4f} bits/dim on {hist['n_test']} test images")
+        hist["test_n"] = int(test_images.shape[0])
+        _log(progress, f"PixelCNN: {hist['test_bits_per_dim']:.4f} bits/dim on {hist['test_n']} test images")
     return hist
 
 
@@ -977,7 +977,7 @@ def get_apegan(ws):
 def get_pixelcnn(ws):
     """(PixelCNN, history): load-or-train with the profile's ``pixelcnn_*`` fields. ``history
     ["test_bits_per_dim"]`` is measured after training on the first ``pixelcnn_test_size`` images of the
-    MNIST test set (``history["n_test"]`` of them)."""
+    MNIST test set (``history["test_n"]`` of them)."""
     def build():
         p = ws.profile
         model = PixelCNN(p.pixelcnn_channels, p.pixelcnn_layers)

@@ -219,7 +219,7 @@ def trained_pixelcnn():
 def test_pixelcnn_training_lowers_bits_per_dim(trained_pixelcnn):
     m, hist = trained_pixelcnn
     assert hist["epoch_bits_per_dim"][-1] < 0.7 * hist["epoch_bits_per_dim"][0]
-    assert hist["test_bits_per_dim"] < 8.0 * 0.5 and hist["n_test"] == 32
+    assert hist["test_bits_per_dim"] < 8.0 * 0.5 and hist["test_n"] == 32
     assert bits_per_dim(m, strokes(32, seed=3)) == pytest.approx(hist["test_bits_per_dim"], rel=1e-5)
 
 
@@ -383,7 +383,7 @@ def test_get_defenses_builds_all_seven_and_reloads_checkpoints(tmp_path, capsys)
         assert d.name == name and d.batch_size == 8
         assert d.purify(x).shape == x.shape
     _, hist = get_pixelcnn(ws)
-    assert math.isfinite(hist["test_bits_per_dim"]) and hist["n_test"] == 8
+    assert math.isfinite(hist["test_bits_per_dim"]) and hist["test_n"] == 8
     for kind in ("dncnn", "autoencoder", "apegan", "pixelcnn"):
         assert (ws.checkpoint_dir / f"{kind}.pt").exists()
     ws2 = _synthetic_workspace(tmp_path)                                    # a fresh run: everything loads
