@@ -33,7 +33,8 @@ Registered in _config.yml (``sphinx: local_extensions: egan_results: book/_ext``
         :chapters: 01_data 02_gan
         ```
 
-    (default: every ``NN_*.ipynb`` next to the page).
+    (default: every ``NN_*.ipynb`` next to the page). With ``:profile: cpu``, a chapter executed with
+    another profile is a build warning (the page's prose describes that profile).
 
 ``profile-table`` (directive)
     What each profile (smoke / cpu / paper) sets, read from ``egan_lib.config.PROFILES``: one row per
@@ -312,7 +313,8 @@ def _fmt_wall(s: float) -> str:
 
 class RunTimes(_EganDirective):
     has_content = False
-    option_spec = {"chapters": directives.unchanged, "caption": directives.unchanged}
+    option_spec = {"chapters": directives.unchanged, "caption": directives.unchanged,
+                   "profile": directives.unchanged}
 
     def run(self):
         here = Path(self.env.doc2path(self.env.docname)).parent
@@ -323,7 +325,7 @@ class RunTimes(_EganDirective):
             paths = sorted(p for p in here.glob("[0-9][0-9]_*.ipynb") if ".failed." not in p.name)
         if not paths:
             return self.warn(f"run-times: no executed chapter notebooks (NN_*.ipynb) in {here}", "runtimes")
-        rows, total, problems, runs = [], 0.0, [], set()
+        infos, total, problems = [], 0.0, []
         for p in paths:
             self.env.note_dependency(str(p))
             try:
@@ -335,18 +337,28 @@ class RunTimes(_EganDirective):
                 problems.append(f"{p.name}: no metadata.egan.seconds (not executed by egan_lib.pipeline)")
                 continue
             total += info["seconds"]
-            runs.add((info.get("profile"), info.get("device"), info.get("threads")))
-            rows.append([p.stem, str(info.get("profile", "?")), str(info.get("device", "?")),
-                         str(info.get("threads", "?")), _fmt_wall(info["seconds"]), str(info.get("date", "?")),
-                         str(info.get("git_commit", "?"))])
+            infos.append((p.stem, info))
+        want = self.options.get("profile", "").strip()
+        if want:
+            problems += [f"{name}.ipynb was executed with profile {i.get('profile')!r}, this page describes {want!r}"
+                         for name, i in infos if i.get("profile") != want]
         if problems:
             return self.warn("run-times: " + "; ".join(problems), "runtimes")
-        rows.append([[nodes.strong(text="total")], "", "", "", [nodes.strong(text=_fmt_wall(total))], "", ""])
+        # profile / device / threads: in the caption when every chapter shares them, else as columns
+        shared = {k: {str(i.get(k, "?")) for _, i in infos} for k in ("profile", "device", "threads")}
+        per_row = [k for k, v in shared.items() if len(v) > 1]
+        header = ["Chapter"] + [k.capitalize() for k in per_row] + ["Wall time", "Executed", "Commit"]
+        rows = [[name] + [str(i.get(k, "?")) for k in per_row]
+                + [_fmt_wall(i["seconds"]), str(i.get("date", "?")), str(i.get("git_commit", "?"))]
+                for name, i in infos]
+        rows.append([[nodes.strong(text="total")]] + [""] * len(per_row)
+                    + [[nodes.strong(text=_fmt_wall(total))], "", ""])
+        run = ", ".join(f"{k} {next(iter(v))}" for k, v in shared.items() if len(v) == 1)
         caption = self.options.get("caption") or (
-            "Measured wall time of each chapter, read at build time from the executed notebooks' metadata "
-            "(metadata.egan, stamped by egan_lib.pipeline)")
-        table = _table(["Chapter", "Profile", "Device", "Threads", "Wall time", "Executed", "Commit"], rows,
-                       title=caption, classes=["egan-runtimes"])
+            "Measured wall time of each chapter" + (f" ({run})" if run else "")
+            + ", read at build time from the executed notebooks' metadata (metadata.egan, stamped by "
+            "egan_lib.pipeline)")
+        table = _table(header, rows, title=caption, classes=["egan-runtimes"])
         return [table]
 
 
@@ -404,8 +416,8 @@ class ProfileTable(_EganDirective):
         grids = [p.eps_grid() for p in profs]
         if any(g != grids[0] for g in grids):
             rows.append([[nodes.literal(text="eps grid"), nodes.Text(": the FGSM eps values evaluated")]]
-                        + [f"{len(g)} values, {g[0]:g} to {g[-1]:g}"
-                           + (f" in steps of {p.eps_step:g}" if p.eps_values is None else " (explicit list)")
+                        + [f"{len(g)}: {g[0]:g}–{g[-1]:g}, "
+                           + (f"step {p.eps_step:g}" if p.eps_values is None else "uneven")
                            for g, p in zip(grids, profs)])
         for f in dataclasses.fields(config.Profile):
             if f.name in ("name", "extra", "eps_step", "eps_values"):

@@ -112,6 +112,57 @@ def test_results_problems_are_build_warnings(tmp_path, case):
         assert "is missing" in out, out
 
 
+def _stamped_notebook(path: Path, seconds=None, profile="cpu"):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}")]
+    if seconds is not None:
+        nb.metadata["egan"] = {"profile": profile, "device": "cpu", "threads": 2, "seconds": seconds,
+                               "date": "2026-11-25 05:00 UTC", "git_commit": "f00dbee"}
+    nbformat.write(nb, path)
+
+
+RUNTIMES = """# Times
+
+```{run-times}
+:chapters: 01_a 02_b
+:profile: cpu
+```
+"""
+
+
+def test_run_times_read_the_notebook_metadata(tmp_path):
+    src = _sphinx_project(tmp_path, RUNTIMES, _fake_results())
+    _stamped_notebook(src / "01_a.ipynb", 63.2)
+    _stamped_notebook(src / "02_b.ipynb", 3725.0)
+    r = _sphinx(src, tmp_path / "html")
+    assert r.returncode == 0, r.stdout + r.stderr
+    html = (tmp_path / "html" / "index.html").read_text()
+    assert "1 min 03 s" in html and "1 h 02 min" in html and "1 h 03 min" in html   # rows and total
+    assert "profile cpu, device cpu, threads 2" in html
+
+
+@pytest.mark.parametrize("case", ["unstamped", "other-profile"])
+def test_run_times_problems_are_build_warnings(tmp_path, case):
+    src = _sphinx_project(tmp_path, RUNTIMES, _fake_results())
+    _stamped_notebook(src / "01_a.ipynb", 63.2)
+    _stamped_notebook(src / "02_b.ipynb", None if case == "unstamped" else 10.0, profile="smoke")
+    r = _sphinx(src, tmp_path / "html")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "02_b.ipynb" in out, out
+
+
+def test_profile_table_reads_egan_lib_config(tmp_path):
+    from egan_lib.config import PROFILES
+    src = _sphinx_project(tmp_path, "# Profiles\n\n```{profile-table}\n```\n", _fake_results())
+    r = _sphinx(src, tmp_path / "html")
+    assert r.returncode == 0, r.stdout + r.stderr
+    html = (tmp_path / "html" / "index.html").read_text()
+    for name in PROFILES:
+        assert f">{name}<" in html
+    assert "enc_channels" in html and f"{PROFILES['cpu'].enc_channels:,}" in html
+
+
 # ------------------------------------------------------------------------------ cheap guards
 def test_repository_url_is_set_only_in_config():
     """The URL lives in _config.yml; other files read it (generated notebooks may contain it)."""
