@@ -251,9 +251,9 @@ def test_book_builds():
                         "--keep-going"], capture_output=True, text=True, timeout=1800,
                        env={**os.environ, "PYTHONWARNINGS": "ignore"})
     dt = time.perf_counter() - t0
-    log = r.stdout + r.stderr
+    log = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout + r.stderr)          # no terminal colours
     (BUILD_OUT / "build.log").write_text(log)
-    warnings = [ln for ln in log.splitlines() if re.search(r"WARNING|ERROR|CRITICAL", ln)]
+    warnings = list(dict.fromkeys(ln for ln in log.splitlines() if re.search(r"WARNING|ERROR|CRITICAL", ln)))
     assert r.returncode == 0 and not warnings, (
         f"jupyter-book build failed (exit {r.returncode}, {dt:.0f} s); full log in {BUILD_OUT / 'build.log'}\n"
         + "\n".join(warnings[:40]) + ("\n" + log[-3000:] if not warnings else ""))
