@@ -6,7 +6,8 @@ Locations, all overridable by environment variables:
 * ``EGAN_SCRATCH``    scratch folder (default: <repo>/scratch); the build test writes the HTML to
                       ``$EGAN_SCRATCH/book-build/_build/html``
 * ``EGAN_BOOK_HTML``  built HTML the browser test serves (default: the newer of the build test's
-                      output and ``<book root>/_build/html``, the output of ``jupyter-book build .``)
+                      output, if that build passed, and ``<book root>/_build/html``, the output of
+                      ``jupyter-book build .``)
 * ``EGAN_CHROMIUM``   the Chromium executable (default: ``chromium`` on PATH)
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 BOOK_ROOT = Path(os.environ.get("EGAN_BOOK_ROOT") or REPO).resolve()
 SCRATCH = Path(os.environ.get("EGAN_SCRATCH") or REPO / "scratch").resolve()
 BUILD_OUT = SCRATCH / "book-build"          # jupyter-book build --path-output BUILD_OUT
+BUILD_OK = BUILD_OUT / "build.ok"           # written by the build test when the build passed
 ARTIFACTS = REPO / "test-artifacts"          # screenshots etc. (gitignored)
 CHAPTER_RE = re.compile(r"^book/\d\d_[A-Za-z0-9_]+$")
 
@@ -67,6 +69,8 @@ def built_html() -> Path:
         return Path(os.environ["EGAN_BOOK_HTML"]).resolve()
     candidates = [BUILD_OUT / "_build" / "html", BOOK_ROOT / "_build" / "html"]
     existing = [c for c in candidates if (c / "index.html").is_file()]
+    if not BUILD_OK.is_file():      # the build test's output counts only when that build passed
+        existing = [c for c in existing if c != candidates[0]]
     if not existing:
-        return candidates[0]
+        return candidates[1]
     return max(existing, key=lambda c: (c / "index.html").stat().st_mtime)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from book_env import BOOK_ROOT, BUILD_OUT, REPO, book_config, chapter_pages, repo_url, toc_pages
+from book_env import BOOK_ROOT, BUILD_OK, BUILD_OUT, REPO, book_config, chapter_pages, repo_url, toc_pages
 
 JB = Path(sys.executable).with_name("jupyter-book")
 EXT_DIR = BOOK_ROOT / "book" / "_ext"
@@ -243,6 +243,7 @@ def test_book_builds():
     """jupyter-book build with warnings as errors; the HTML lands in $EGAN_SCRATCH/book-build."""
     assert JB.exists(), f"{JB} missing: install requirements.txt (jupyter-book==1.0.4.post1)"
     html = BUILD_OUT / "_build" / "html"
+    BUILD_OK.unlink(missing_ok=True)
     if html.exists():
         shutil.rmtree(html)
     BUILD_OUT.mkdir(parents=True, exist_ok=True)
@@ -261,4 +262,5 @@ def test_book_builds():
         assert (html / f"{page}.html").is_file(), f"{page}.html was not written"
     assert (html / "index.html").is_file()
     size = sum(f.stat().st_size for f in html.rglob("*") if f.is_file()) / 2**20
+    BUILD_OK.write_text(f"{BOOK_ROOT}\n{dt:.0f} s\n{size:.1f} MB\n")
     print(f"\nbook built in {dt:.0f} s: {html} ({size:.1f} MB)")

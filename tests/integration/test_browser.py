@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from book_env import ARTIFACTS, chapter_pages, built_html, repo_branch, repo_url, toc_pages
+from book_env import ARTIFACTS, BUILD_OK, BUILD_OUT, built_html, chapter_pages, repo_branch, repo_url, toc_pages
 
 HTML = built_html()
 SHOTS = ARTIFACTS / "screenshots"
@@ -42,6 +42,8 @@ TIMEOUT_MS = 60_000
 if not (HTML / "index.html").is_file():
     reason = (f"no built book at {HTML} (run tests/integration/test_book_build.py, `jupyter-book build .` "
               "or set EGAN_BOOK_HTML)")
+    if (BUILD_OUT / "_build" / "html" / "index.html").is_file() and not BUILD_OK.is_file():
+        reason += f"; the last build test failed, see {BUILD_OUT / 'build.log'}"
     if os.environ.get("EGAN_REQUIRE_BUILT_BOOK"):
         raise RuntimeError(reason)
     pytest.skip(reason, allow_module_level=True)
