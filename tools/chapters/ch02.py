@@ -50,9 +50,9 @@ made with another configuration is reported, never silently loaded.
 """),
         code("""
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
-plots.plot_curves(hist, ["loss_d", "loss_g"], x="step", ax=axes[0], xlabel="training step (batches of "
+plots.plot_curves(hist, ["loss_d", "loss_g"], ax=axes[0], xlabel="training step (batches of "
                   f"{ws.profile.gan_batch})", ylabel="BCE loss", title="DCGAN losses")
-plots.plot_curves(hist, ["d_real", "d_fake"], x="step", ax=axes[1], xlabel="training step",
+plots.plot_curves(hist, ["d_real", "d_fake"], ax=axes[1], xlabel="training step",
                   ylabel="mean D output", title="D's score on real and generated images")
 fig.tight_layout()
 """),

@@ -53,7 +53,7 @@ print(f"training: T = {p.enc_latents:,} latents drawn once, {p.enc_epochs} epoch
 G, _ = ws.generator()
 E, hist = ws.encoder()
 print("encoder weights:", ws.timings["encoder"]["status"], f"({ws.timings['encoder']['seconds']:.0f} s)")
-fig = plots.plot_curves(hist, ["loss"], x="step", xlabel="training step (batches of 64)",
+fig = plots.plot_curves(hist, ["loss"], xlabel="training step (batches of 64)",
                         ylabel="||X - G(E(X))||^2 per image", title="Encoder training loss (eq. 4)")
 """),
         md("""

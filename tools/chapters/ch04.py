@@ -40,7 +40,7 @@ k = int((predict(C, x_all) == y_all).sum())
 lo, hi = wilson_interval(k, len(y_all))
 print(f"clean accuracy on the full MNIST test set: {k / len(y_all):.2%} "
       f"(95% Wilson interval {lo:.2%} - {hi:.2%}, n = {len(y_all):,}); the paper reports 99%")
-fig = plots.plot_curves(hist, ["loss"], x="step", xlabel="training step", ylabel="NLL loss",
+fig = plots.plot_curves(hist, ["loss"], xlabel="training step", ylabel="NLL loss",
                         title="Classifier training loss")
 """),
         md("""
@@ -63,8 +63,9 @@ x_te, y_te = ws.test_set()
 idx = el.data.one_per_class(y_te)
 show_eps = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
 adv = fgsm_grid(C, x_te[idx], y_te[idx], show_eps)
-fig = plots.attack_grid(adv, y_te[idx], {e: predict(C, a) for e, a in adv.items()},
-                        title="FGSM on one test digit per class (columns: eps; title: C's prediction)")
+cols = {f"eps {e:.2f}": a for e, a in adv.items()}
+fig = plots.plot_examples(cols, labels=y_te[idx], preds={f"eps {e:.2f}": predict(C, a) for e, a in adv.items()},
+                          title="FGSM on one test digit per class (columns: eps; titles: C's prediction)")
 """),
         md("""
 *What to see:* at eps = 0.1 the digit is intact and already often misread; by eps = 0.3 the
