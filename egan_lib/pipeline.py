@@ -98,6 +98,9 @@ def stamp(path: Path, info: dict) -> None:
     nb.cells = cells
     for c in nb.cells:          # papermill's per-cell timing metadata is noise in the published book
         c.get("metadata", {}).pop("execution", None)
+        tags = c.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            c.metadata["tags"] = tags + ["remove-cell"]    # the values are in the note above
     nbformat.write(nb, path)
 
 

@@ -16,11 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def repo_url() -> str:
     """The repository URL, read from the one place it is set: _config.yml (repository.url)."""
     cfg = ROOT / "_config.yml"
-    if cfg.exists():
-        m = re.search(r"^repository:\s*\n(?:\s+.*\n)*?\s+url:\s*(\S+)", cfg.read_text(), re.M)
-        if m:
-            return m.group(1).strip().strip('"\'')
-    return "https://github.com/egan-book/egan-book"
+    m = re.search(r"^repository:\s*\n(?:\s+.*\n)*?\s+url:\s*(\S+)", cfg.read_text(), re.M)
+    if not m:
+        raise RuntimeError("_config.yml: no repository.url; it is the one place the URL is set")
+    return m.group(1).strip().strip('"\'')
 
 
 def header(number: str, title: str, name: str) -> list:
@@ -79,6 +78,8 @@ def code(text: str, tags=None) -> dict:
 def write(name: str, cells: list) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = cells
+    for i, c in enumerate(nb.cells):          # stable ids: regenerating gives the same file
+        c["id"] = f"{name[:2]}-{i:02d}"
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata["colab"] = {"provenance": []}
