@@ -89,6 +89,11 @@ class Profile:
     # adaptive attacks (chapter 07)
     pgd_steps: int = 40
     adaptive_n_test: int = 500
+    adaptive_eps: tuple = (0.1, 0.2, 0.3)
+    adaptive_expensive_n: int = 100        # PixelDefend / Defense-GAN under BPDA: the first n images
+    adaptive_expensive_steps: int = 40
+    onmanifold_steps: int = 200
+    hybrid_steps: tuple = (5, 20)          # EGAN + k Defense-GAN steps from z = E(x)
     extra: dict = field(default_factory=dict)
 
     def replace(self, **changes) -> "Profile":
@@ -120,7 +125,8 @@ PROFILES: dict[str, Profile] = {
         ae_epochs=1, ae_lr=1e-2, apegan_width=16, apegan_epochs=1, apegan_train_size=500,
         pixelcnn_channels=16, pixelcnn_layers=3, pixelcnn_epochs=1, pixelcnn_train_size=500, pixelcnn_test_size=200,
         defensegan_steps=10, defensegan_restarts=2,
-        pgd_steps=5, adaptive_n_test=32,
+        pgd_steps=5, adaptive_n_test=32, adaptive_expensive_n=4, adaptive_expensive_steps=2,
+        onmanifold_steps=10, hybrid_steps=(2,),
     ),
     "cpu": Profile(
         name="cpu", train_size=None, n_test=500, eps_step=0.05, eval_batch=250,
@@ -135,7 +141,9 @@ PROFILES: dict[str, Profile] = {
         pixelcnn_channels=32, pixelcnn_layers=5, pixelcnn_epochs=1, pixelcnn_batch=32,
         pixelcnn_train_size=12_000, pixelcnn_test_size=1_000,
         defensegan_steps=100, defensegan_restarts=4,                   # paper: L = 200, R = 10
-        pgd_steps=40, adaptive_n_test=500,
+        # adaptive attacks: PGD through the paper's encoder costs ~40 encoder passes per image
+        pgd_steps=20, adaptive_n_test=100, adaptive_expensive_n=30, adaptive_expensive_steps=5,
+        onmanifold_steps=100,
     ),
     "paper": Profile(
         name="paper", train_size=None, n_test=10_000, eps_step=0.05, eval_batch=500,
