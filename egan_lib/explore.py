@@ -41,8 +41,8 @@ def examples_per_class(labels: torch.Tensor, k: int, seed: int = 0, num_classes:
 
 def pixel_stats(images_u8: torch.Tensor) -> dict:
     """Pixel statistics of uint8 images: mean/std in [0,1], share of exact 0 and of exact 255, ink per image."""
-    if not isinstance(images_u8, torch.Tensor) or images_u8.dtype != torch.uint8 or images_u8.dim() != 4:
-        raise TypeError("images_u8: expected a uint8 tensor of shape (N, 1, 28, 28)")
+    if not isinstance(images_u8, torch.Tensor) or images_u8.dtype != torch.uint8 or images_u8.dim() not in (3, 4):
+        raise TypeError("images_u8: expected a uint8 tensor of shape (N, 28, 28) or (N, 1, 28, 28)")
     if images_u8.shape[0] == 0:
         raise ValueError("images_u8: empty batch (N = 0)")
     x = images_u8.float() / 255.0
