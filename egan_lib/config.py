@@ -129,8 +129,8 @@ PROFILES: dict[str, Profile] = {
         onmanifold_steps=10, hybrid_steps=(2,),
     ),
     "cpu": Profile(
-        name="cpu", train_size=None, n_test=500, eps_step=0.05, eval_batch=250,
-        eps_values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), expensive_n_test=200,
+        name="cpu", train_size=None, n_test=300, eps_step=0.05, eval_batch=150,
+        eps_values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), expensive_n_test=100,
         gan_epochs=5, enc_latents=8_000, enc_epochs=2,  # bf16 autocast: ~100x slower on this AVX2-only CPU (measured), so fp32
         clf_epochs=20, clf_batch=64, clf_shift=1,
         # baselines: all four trained in about 10-15 min on 2 CPU cores (measured per-image costs in
@@ -142,8 +142,8 @@ PROFILES: dict[str, Profile] = {
         pixelcnn_train_size=12_000, pixelcnn_test_size=1_000,
         defensegan_steps=100, defensegan_restarts=4,                   # paper: L = 200, R = 10
         # adaptive attacks: PGD through the paper's encoder costs ~40 encoder passes per image
-        pgd_steps=20, adaptive_n_test=100, adaptive_expensive_n=30, adaptive_expensive_steps=5,
-        onmanifold_steps=100,
+        pgd_steps=10, adaptive_n_test=50, adaptive_expensive_n=20, adaptive_expensive_steps=3,
+        onmanifold_steps=50,
     ),
     "paper": Profile(
         name="paper", train_size=None, n_test=10_000, eps_step=0.05, eval_batch=500,

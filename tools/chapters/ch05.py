@@ -94,7 +94,7 @@ print(f"PixelCNN: {p.pixelcnn_layers} layers x {p.pixelcnn_channels} channels, "
         code("""
 fig, axes = plt.subplots(1, 4, figsize=(15, 3))
 for ax, (name, h) in zip(axes, [("DnCNN", h_dncnn), ("AutoEncoder", h_ae), ("APE-GAN", h_ape), ("PixelCNN", h_pix)]):
-    keys = [k for k in h if isinstance(h[k], list) and k not in ("step", "epoch") and len(h[k]) > 1][:2]
+    keys = [k for k in h if "loss" in k and isinstance(h[k], list) and len(h[k]) > 0][:2]
     plots.plot_curves(h, keys, ax=ax, xlabel="logged step", ylabel="training loss", title=name)
 fig.tight_layout()
 """),
