@@ -313,11 +313,12 @@ def train_dncnn(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor 
                 progress: bool = True, log_every: int = 50) -> dict:
     """Train a DnCNN by residual learning (Zhang et al. 2017): minimise (1/2) ||v(y) - (y - x)||^2 per image.
 
-    Training pairs (our choice; the EGAN paper only says DnCNN is "trained to predict the noise"):
-    y = clip(x + eps * sign(grad_x J(C(x), label)) + sigma * n, 0, 1) with, per image, eps ~ U[0, eps_max]
-    (FGSM against ``classifier``, the attacked model; eps_max = 0.3, the training eps of APE-GAN, so both
-    learned denoisers see the same attack strengths) and sigma ~ U[0, sigma_max], n ~ N(0, I) (DnCNN-B's
-    blind Gaussian range, sigma <= 55/255). Without a classifier only the Gaussian part is used.
+    Training pairs (our choice; the EGAN paper only says DnCNN is "trained to predict the noise"): for
+    every image, with probability 1/2, an FGSM example y = clip(x + eps * sign(grad_x J(C(x), label)), 0, 1)
+    with eps ~ U[0, eps_max] (FGSM against ``classifier``, the attacked model; eps_max = 0.3, the training
+    eps of APE-GAN, so both learned denoisers see the same attack strengths), otherwise a Gaussian one
+    y = clip(x + sigma * n, 0, 1), sigma ~ U[0, sigma_max], n ~ N(0, I) (DnCNN-B's blind range,
+    sigma <= 55/255). Without a classifier all pairs are Gaussian.
     The FGSM signs are computed once, before training. Adam with cosine decay (the paper: SGD with
     momentum on 40x40 patches for 50 epochs; MNIST images are 28x28, so whole images are used).
     """
@@ -347,10 +348,11 @@ def train_dncnn(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor 
                     x = images[idx]
                     m = x.shape[0]
                     sigma = torch.rand(m, 1, 1, 1, generator=g) * sigma_max
-                    y = x + sigma * torch.randn(x.shape, generator=g)
-                    if signs is not None:
-                        y = y + torch.rand(m, 1, 1, 1, generator=g) * eps_max * signs[idx]
-                    y = y.clamp_(0.0, 1.0)
+                    noise = sigma * torch.randn(x.shape, generator=g)
+                    if signs is not None:      # half FGSM, half Gaussian (a fair coin per image)
+                        fgsm = torch.rand(m, 1, 1, 1, generator=g) * eps_max * signs[idx]
+                        noise = torch.where(torch.rand(m, 1, 1, 1, generator=g) < 0.5, fgsm, noise)
+                    y = (x + noise).clamp_(0.0, 1.0)
                     x, y = x.to(dev), y.to(dev)
                     for group in opt.param_groups:
                         group["lr"] = _cosine(step, total, lr)
