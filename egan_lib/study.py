@@ -144,10 +144,11 @@ def accuracy_table(entries: list[dict], eps_values, oblivious: dict | None = Non
 def plot_threat_models(entries: list[dict], method: str, eps_values, *, oblivious: dict | None = None,
                        reference_lines=(), ax=None, title: str | None = None):
     """Accuracy vs eps of one method under every threat model, with Wilson bands and reference lines."""
-    import matplotlib.pyplot as plt
     fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 4))
+    if ax is None:            # a Figure outside pyplot (as egan_lib.plots): shown once, when returned
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(7, 4), layout="constrained")
+        ax = fig.add_subplot()
     allent = ([oblivious] if oblivious else []) + list(entries)
     for e in allent:
         if method not in e["methods"]:

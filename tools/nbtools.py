@@ -69,7 +69,11 @@ def md(text: str, tags=None) -> dict:
 
 
 def code(text: str, tags=None) -> dict:
-    c = nbformat.v4.new_code_cell(text.strip("\n"))
+    text = text.strip("\n")
+    # egan_lib's figures live outside pyplot: a cell shows one by ending with it
+    if re.search(r"^fig = (plots|study)\.", text, re.M) and not text.rstrip().endswith("\nfig"):
+        text += "\nfig"
+    c = nbformat.v4.new_code_cell(text)
     if tags:
         c.metadata["tags"] = list(tags)
     return c
