@@ -124,6 +124,7 @@ PROFILES: dict[str, Profile] = {
         dncnn_layers=5, dncnn_channels=16, dncnn_epochs=1, dncnn_train_size=500,
         ae_epochs=1, ae_lr=1e-2, apegan_width=16, apegan_epochs=1, apegan_train_size=500,
         pixelcnn_channels=16, pixelcnn_layers=3, pixelcnn_epochs=1, pixelcnn_train_size=500, pixelcnn_test_size=200,
+        pixelcnn_lr=1e-2,
         defensegan_steps=10, defensegan_restarts=2,
         pgd_steps=5, adaptive_n_test=32, adaptive_expensive_n=4, adaptive_expensive_steps=2,
         onmanifold_steps=10, hybrid_steps=(2,),

@@ -76,6 +76,22 @@ def _check_fraction(v, name: str) -> float:
 
 
 @contextlib.contextmanager
+def _threads(n: int, dev: torch.device):
+    """Temporarily use ``n`` intra-op threads on CPU (a no-op elsewhere). For loops of many tiny
+    operations (PixelDefend's 784 steps) thread hand-offs cost more than the arithmetic: on a 2-core
+    machine one thread was 6-13x faster than two (measured)."""
+    if dev.type != "cpu" or torch.get_num_threads() == n:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
 def _frozen(*modules: nn.Module):
     """Temporarily switch off requires_grad of the modules' parameters (gradients w.r.t. inputs only)."""
     saved = [(p, p.requires_grad) for m in modules for p in m.parameters()]
@@ -725,7 +741,8 @@ def _pixeldefend_batch(model: PixelCNN, x: torch.Tensor, eps: float, *, bf16: bo
     out = torch.empty(n, 28, 28, dtype=torch.long, device=dev)
     all_logits = torch.empty(n, 256, 28, 28, device=dev) if return_logits else None
     amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with amp:
+    small = n * 6 * C * C < 16_000_000          # multiply-adds of one masked-conv step
+    with amp, _threads(1, dev) if small else contextlib.nullcontext():
         for r in range(28):
             for c in range(28):
                 h = torch.addmm(b0, xin[:, r:r + 4, c:c + 7].reshape(n, 28), w0)
