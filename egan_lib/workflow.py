@@ -24,7 +24,7 @@ from .data import Dataset, load_mnist, subset, to_float
 from .models import build_classifier, build_discriminator, build_encoder, build_generator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_WEIGHTS = REPO_ROOT / "weights"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"   # installed with the package (Colab too)
 
 
 def _in_notebook() -> bool:
