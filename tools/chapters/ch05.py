@@ -26,11 +26,11 @@ Time: about 15 minutes to train all baselines on 2 CPU cores (cpu profile), seco
 | method | purification | trained on | source |
 |---|---|---|---|
 | Original | none (identity) | - | - |
-| EGAN | G(E(x)) | E on generated digits (chapter 03) | {cite}`egan` |
+| EGAN | G(E(x)) | E on generated digits (chapter 03) | {cite}`perezbravo2022egan` |
 | DnCNN | x - f(x): a 17-layer CNN predicts the perturbation | pairs (attacked, clean) | {cite}`zhang2017dncnn` |
 | AutoEncoder | decode(encode(x)) through a bottleneck | clean + noisy digits | {cite}`meng2017magnet` |
 | APE-GAN | a generator maps attacked digits to clean ones | FGSM examples of the training set | {cite}`jin2019apegan` |
-| PixelDefend | each pixel, in raster order, set to its most likely value within eps_def | a PixelCNN on clean digits | {cite}`song2018pixeldefend`, {cite}`oord2016pixelcnn` |
+| PixelDefend | each pixel, in raster order, set to its most likely value within eps_def | a PixelCNN on clean digits | {cite}`song2018pixeldefend`, {cite}`vandenoord2016pixelcnn` |
 | Defense-GAN | G(z*), z* = best of R restarts of L gradient steps on the distance to x | the same G as EGAN | {cite}`samangouei2018defensegan` |
 """),
         setup_cell("from egan_lib import defenses as dfn\nfrom egan_lib.evaluate import evaluate\n"),
@@ -47,6 +47,15 @@ Zhang et al. {cite}`zhang2017dncnn` train a deep CNN to output the *noise* of an
 learning): the clean estimate is the input minus the prediction. Architecture as published: one
 convolution + ReLU, then convolution + batch norm + ReLU layers, then a convolution back to one
 channel; 17 layers of 64 channels.
+
+*Training choices (the EGAN paper says only "predicts the noise").* Training pairs (y, x): for each
+training digit a coin picks either FGSM against C with eps drawn uniformly from [0, 0.3] (the range
+the comparison attacks), or Gaussian noise with sigma uniform in [0, 55/255] (DnCNN-B's blind
+range); the loss is DnCNN's 1/2 ||f(y) - (y - x)||^2, optimised with Adam and a cosine decay. The
+`cpu` profile trains the published 17 x 64 network for only 156 steps (5,000 digits, 2 epochs;
+the paper profile: the full set, 10 epochs), so its DnCNN is under-trained: a 17 x 32 network
+trained for 250 steps in the same time did better in a trial (74% against 43% at eps = 0.1 for 78
+steps of 17 x 64). Keep this in mind when reading its curve in chapter 06.
 """),
         code("""
 dncnn, h_dncnn = dfn.get_dncnn(ws)
@@ -59,6 +68,12 @@ print(f"DnCNN: {p.dncnn_layers} layers x {p.dncnn_channels} channels, "
 A convolutional encoder-decoder with a bottleneck, in the style of MagNet's MNIST reformer
 {cite}`meng2017magnet`: the bottleneck cannot carry every detail, so a small perturbation is
 dropped on the way through.
+
+*Training choices.* MagNet's MNIST reformer "I" as in the authors' code: 3x3 convolutions with 3
+channels and sigmoid activations, one average-pooling bottleneck, trained with MSE to map
+clean + Gaussian noise of "volume" 0.1 back to the clean digit, Glorot initialisation (with
+PyTorch's default the net got stuck at the mean image). MagNet trains 100 epochs at lr 1e-3; the
+`cpu` profile trains 8 epochs at lr 1e-2, after which the loss was flat.
 """),
         code("""
 ae, h_ae = dfn.get_autoencoder(ws)
@@ -70,6 +85,13 @@ print(f"AutoEncoder: {el.models.count_parameters(ae):,} parameters; {ws.timings[
 Jin et al. {cite}`jin2019apegan` train a generator to map an adversarial example back to its
 clean image, with the loss 0.7 x MSE + 0.3 x adversarial (a discriminator judges the outputs),
 on FGSM examples of the training set made against the classifier.
+
+*Training choices.* Architecture and optimiser as in the authors' public MNIST code: two strided
+convolutions and two transposed convolutions (batch norm, LeakyReLU / ReLU), a tanh output
+rescaled to [0, 1]; a strided-convolution discriminator; Adam 2e-4 (beta1 = 0.5), batch 128, two
+generator steps per discriminator step, 2 epochs. The training eps is 0.3, the eps of the APE-GAN
+paper's MNIST experiments (their code's default is 0.15). The `cpu` profile uses 12,000 of the
+60,000 training digits.
 """),
         code("""
 apegan, h_ape = dfn.get_apegan(ws)
@@ -79,11 +101,19 @@ print(f"APE-GAN generator: {el.models.count_parameters(apegan):,} parameters; tr
         md("""
 ## PixelDefend
 
-Song et al. {cite}`song2018pixeldefend` use a PixelCNN {cite}`oord2016pixelcnn`, an
+Song et al. {cite}`song2018pixeldefend` use a PixelCNN {cite}`vandenoord2016pixelcnn`, an
 autoregressive model of p(x) = prod_i p(x_i | x_<i) with a 256-way softmax per pixel. To purify,
 they walk the pixels in raster order and set each to its most likely value within
 [x_i - eps_def, x_i + eps_def] given the pixels already purified. The PixelCNN's quality is its
 negative log-likelihood on test digits, in bits per dimension (lower is better).
+
+*Choices.* PixelDefend used a PixelCNN++; we use the original masked-convolution PixelCNN (a 7x7
+type-A layer, residual 3x3 type-B layers, 256-way softmax), 32 channels x 5 layers trained for one
+epoch on 12,000 digits in the `cpu` profile. eps_def = 32/255, the value Song et al. use for
+Fashion-MNIST (grey-scale 28x28, like MNIST). Purification is exact and fast: each layer's
+activations are updated incrementally as the pixels are set in raster order, so a whole
+purification costs about one network pass per image instead of 784 (a test checks that the
+incremental logits equal a full forward pass).
 """),
         code("""
 pixelcnn, h_pix = dfn.get_pixelcnn(ws)
@@ -104,7 +134,9 @@ fig.tight_layout()
 Samangouei et al. {cite}`samangouei2018defensegan` search the latent space of the same G that
 EGAN uses: R random starts, L gradient steps each on ||G(z) - x||^2, keep the z with the smallest
 distance. The R restarts run in parallel as one batch. The paper's values are L = 200 and R = 10;
-the profile's values are printed below.
+the profile's values are printed below. The optimiser follows the authors' code: SGD with
+momentum 0.7 and learning rate 10 on the per-pixel mean squared error (their code's planned decay
+never fires); z starts from N(0, I), the prior our G was trained with.
 """),
         code("""
 methods = dfn.get_defenses(ws)
@@ -121,7 +153,7 @@ at eps = 0.3 (gradient through C alone, as in the paper).
 x_te, y_te = ws.test_set()
 idx = el.data.one_per_class(y_te)
 demo = evaluate(C, list(methods.values()), x_te[idx], y_te[idx], [0.0, 0.3], timing_repeats=1, timing_batch=10)
-fig = plots.plot_examples(demo.examples, eps=0.0, title="Clean digits and each method's output (titles: C's prediction)")
+fig = plots.plot_examples(demo.examples, eps=0.0, title="Clean digits and each method's output (labels: C's prediction)")
 """),
         code("""
 fig = plots.plot_examples(demo.examples, eps=0.3, title="FGSM eps = 0.3: attacked digits and each method's output")
