@@ -51,6 +51,7 @@ def header(number: str, title: str, name: str) -> list:
 
 def setup_cell(extra: str = "") -> dict:
     return code(
+        "%matplotlib inline\n"
         "import matplotlib.pyplot as plt\n"
         "import torch\n"
         "import egan_lib as el\n"
