@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -90,18 +89,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module | dict, conf
         "library_version": __version__, "sha256": state_sha256(state), "extra": _normalise(extra or {}),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    from ._atomic import atomic_write
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def _config_diff(stored: dict, wanted: dict) -> list[str]:

@@ -33,7 +33,6 @@ import os
 import re
 import statistics
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -642,20 +641,9 @@ def select_results(obj, threat_model: str = "oblivious") -> dict:
 def write_results(obj, path) -> Path:
     """Validate, then write atomically (temp file in the same folder + os.replace). Returns the path."""
     validate_results_json(obj)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    from ._atomic import atomic_write
+    data = (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def read_results(path, threat_model: str | None = None):
