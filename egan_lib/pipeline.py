@@ -142,7 +142,9 @@ def main(argv=None) -> int:
     ap.add_argument("--results-dir", default=None, help="where chapter 06/07 write JSON (default <out>/results)")
     ap.add_argument("--only", nargs="+", help="run only these chapters (names or numbers)")
     ap.add_argument("--from", dest="start", help="run from this chapter on")
-    ap.add_argument("--retrain", action="store_true", help="train every model from scratch")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train every model from scratch, once: the profile's old checkpoints are moved aside "
+                         "(<artifacts>/checkpoints/<profile>.before-retrain-<time>) and the shipped weights are not used")
     ap.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: none)")
     ap.add_argument("--list", action="store_true", help="list the chapters and exit")
     a = ap.parse_args(argv)
@@ -162,8 +164,15 @@ def main(argv=None) -> int:
     art = Path(a.artifacts).resolve()
     results = Path(a.results_dir).resolve() if a.results_dir else out / "results"
     dev = str(pick_device(a.device))
+    if a.retrain:
+        from .workflow import start_from_scratch
+        moved = start_from_scratch(art, a.profile)
+        print(f"[pipeline] --retrain: training every model from scratch into {art / 'checkpoints' / a.profile}"
+              + (f" (the old checkpoints are kept in {moved})" if moved else ""), flush=True)
+    # The chapters themselves run with retrain=False: the first chapter that needs a model trains it
+    # into the emptied folder and the later ones load it (retrain=True would retrain it in each chapter).
     params = {"profile": a.profile, "seed": a.seed, "device": dev, "artifacts_dir": str(art),
-              "data_dir": a.data_dir, "results_dir": str(results), "retrain": bool(a.retrain)}
+              "data_dir": a.data_dir, "results_dir": str(results), "retrain": False}
     os.environ.setdefault("EGAN_PROGRESS", "0")  # one line per epoch in logs, not tqdm widgets
     import torch
     base = {"profile": a.profile, "seed": a.seed, "device": dev, "threads": torch.get_num_threads(),

@@ -6,6 +6,12 @@ asks the workspace for what it needs (``ws.mnist()``, ``ws.generator()``, ``ws.c
 config exists (first the run's own ``artifacts_dir``, then the weights shipped with the project),
 and trains and saves one otherwise. So chapters can run in any order, a rerun is fast, and
 ``retrain=True`` always trains from scratch.
+
+A whole-book retrain (``python -m egan_lib.pipeline --retrain``) must train each model once, not
+once per chapter that uses it: it calls ``start_from_scratch``, which moves the profile's old
+checkpoints aside (nothing is deleted) and marks the new, empty folder so that the shipped weights
+are never used to fill it; the chapters then run with ``retrain=False`` and share what the first of
+them trains.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from .models import build_classifier, build_discriminator, build_encoder, build_
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"   # installed with the package (Colab too)
+FROM_SCRATCH_MARKER = ".from-scratch"   # in a checkpoint folder: never fill it from the shipped weights
 
 
 def _in_notebook() -> bool:
@@ -192,11 +199,37 @@ def setup(profile: str | Profile = "smoke", seed: int = 0, device: str | None = 
     art = Path(artifacts_dir).expanduser()
     art.mkdir(parents=True, exist_ok=True)
     pre = ()
-    if use_shipped_weights and not retrain:
+    if use_shipped_weights and not retrain and not (art / "checkpoints" / prof.name / FROM_SCRATCH_MARKER).exists():
         cand = SHIPPED_WEIGHTS / prof.name
         pre = (cand,) if cand.is_dir() else ()
     return Workspace(prof, seed, dev, Path(data_dir).expanduser() if data_dir else None, art,
                      progress=bool(progress), retrain=retrain, pretrained_dirs=pre)
+
+
+def start_from_scratch(artifacts_dir, profile: str | Profile) -> Path | None:
+    """Prepare ``<artifacts_dir>/checkpoints/<profile>/`` for training every model from scratch once.
+
+    An existing, non-empty folder is renamed to ``<profile>.before-retrain-<UTC time>`` (returned; None
+    when there was nothing to keep), a new empty one is made, and a marker file in it tells ``setup``
+    not to load the shipped weights into it. Models are then trained by the first chapter that needs
+    them and loaded by the later ones (plain load-or-train)."""
+    import datetime as _dt
+    if artifacts_dir is None or not isinstance(artifacts_dir, (str, os.PathLike)):
+        raise TypeError(f"artifacts_dir: expected a folder path, got {type(artifacts_dir).__name__}")
+    prof = get_profile(profile)
+    ckpt = Path(artifacts_dir).expanduser() / "checkpoints" / prof.name
+    if ckpt.exists() and not ckpt.is_dir():
+        raise NotADirectoryError(f"artifacts_dir: {ckpt} exists and is not a folder")
+    moved = None
+    if ckpt.is_dir() and any(p.name != FROM_SCRATCH_MARKER for p in ckpt.iterdir()):
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        moved = ckpt.with_name(f"{prof.name}.before-retrain-{stamp}")
+        ckpt.rename(moved)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    (ckpt / FROM_SCRATCH_MARKER).write_text(
+        "This folder was emptied by a from-scratch retrain; egan_lib.workflow.setup will not copy the shipped "
+        "weights into it. Delete this file to allow them again.\n")
+    return moved
 
 
 def main(argv=None) -> int:

@@ -67,3 +67,21 @@ def test_run_chapter_stamps_and_reports_failures(tmp_path):
         pipeline.run_chapter("02_gan", out, {}, notebooks=src)
     assert not (out / "02_gan.ipynb").exists()          # a failed run never replaces a good notebook
     assert (out / "02_gan.failed.ipynb").exists()
+
+
+def test_retrain_empties_the_checkpoints_once_and_runs_chapters_without_retrain(tmp_path, monkeypatch):
+    """--retrain trains each model once: old checkpoints moved aside, chapters get retrain=False."""
+    art = tmp_path / "art"
+    (art / "checkpoints" / "smoke").mkdir(parents=True)
+    (art / "checkpoints" / "smoke" / "generator.pt").write_bytes(b"old")
+    seen = []
+    monkeypatch.setattr(pipeline, "run_chapter", lambda name, out, params, cell_timeout=None: seen.append(
+        (name, dict(params))) or 0.1)
+    monkeypatch.setattr(pipeline, "stamp", lambda path, info: None)
+    rc = pipeline.main(["--profile", "smoke", "--device", "cpu", "--only", "01", "02", "--out", str(tmp_path / "o"),
+                        "--artifacts", str(art), "--retrain"])
+    assert rc == 0 and [n for n, _ in seen] == ["01_data", "02_gan"]
+    assert all(p["retrain"] is False for _, p in seen)
+    assert [p.name for p in (art / "checkpoints" / "smoke").iterdir()] == [".from-scratch"]
+    kept = [p for p in (art / "checkpoints").iterdir() if p.name.startswith("smoke.before-retrain-")]
+    assert len(kept) == 1 and (kept[0] / "generator.pt").read_bytes() == b"old"

@@ -59,3 +59,34 @@ def test_classifier_trains_once_then_a_new_workspace_loads_it(tmp_path, monkeypa
     ws3 = _setup(tmp_path, profile=PROFILE.replace(clf_epochs=2))
     with pytest.raises(CheckpointMismatch, match="epochs: file has 1, asked for 2"):
         ws3.classifier()
+
+
+def test_start_from_scratch_keeps_old_checkpoints_and_blocks_shipped_weights(tmp_path):
+    from egan_lib.workflow import FROM_SCRATCH_MARKER, SHIPPED_WEIGHTS, start_from_scratch
+    art = tmp_path / "artifacts"
+    assert start_from_scratch(art, "cpu") is None                  # nothing to keep yet
+    ckpt = art / "checkpoints" / "cpu"
+    assert (ckpt / FROM_SCRATCH_MARKER).is_file() and len(list(ckpt.iterdir())) == 1
+    assert setup("cpu", artifacts_dir=art, device="cpu", progress=False).pretrained_dirs == ()
+    assert setup("smoke", artifacts_dir=art, device="cpu", progress=False).checkpoint_dir.is_dir()
+    if (SHIPPED_WEIGHTS / "cpu").is_dir():    # without the marker the shipped weights are a fallback
+        (ckpt / FROM_SCRATCH_MARKER).unlink()
+        assert setup("cpu", artifacts_dir=art, device="cpu", progress=False).pretrained_dirs == (SHIPPED_WEIGHTS / "cpu",)
+    (ckpt / "classifier.pt").write_bytes(b"trained before")
+    moved = start_from_scratch(art, "cpu")
+    assert moved is not None and moved.parent == ckpt.parent and moved.name.startswith("cpu.before-retrain-")
+    assert (moved / "classifier.pt").read_bytes() == b"trained before"   # nothing the user trained is lost
+    assert sorted(p.name for p in ckpt.iterdir()) == [FROM_SCRATCH_MARKER]
+    assert start_from_scratch(art, "cpu") is None                  # an emptied folder is not moved again
+
+
+def test_start_from_scratch_validates(tmp_path):
+    from egan_lib.workflow import start_from_scratch
+    with pytest.raises(TypeError, match="artifacts_dir"):
+        start_from_scratch(None, "cpu")
+    with pytest.raises(ValueError, match="unknown profile"):
+        start_from_scratch(tmp_path, "huge")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "cpu").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        start_from_scratch(tmp_path, "cpu")
