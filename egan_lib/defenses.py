@@ -38,7 +38,7 @@ from ._validate import (check_eps, check_images, check_labels, check_module, che
                         check_positive_int)
 from .config import device as _device
 from .models import _check_image_shape
-from .training import _bar, _cosine, _log, _seeded_generator
+from .training import _bar, _cosine, _fit, _log, _seeded_generator
 
 ALL_DEFENSES = ("Original", "EGAN", "DnCNN", "AutoEncoder", "APE-GAN", "PixelDefend", "Defense-GAN")
 
@@ -347,46 +347,28 @@ def train_dncnn(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor 
         signs = _fgsm_signs(classifier, images, labels, dev)
     else:
         signs = None
+
     g = _seeded_generator(seed)
     torch.manual_seed(seed)
     net = model.to(dev).train()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    total = epochs * steps
-    hist = {"loss": [], "step": [], "epoch_loss": []}
-    run, cnt, step = 0.0, 0, 0
+
+    def batch_loss(idx):
+        x = images[idx]
+        m = x.shape[0]
+        sigma = torch.rand(m, 1, 1, 1, generator=g) * sigma_max
+        noise = sigma * torch.randn(x.shape, generator=g)
+        if signs is not None:      # half FGSM, half Gaussian (a fair coin per image)
+            fgsm = torch.rand(m, 1, 1, 1, generator=g) * eps_max * signs[idx]
+            noise = torch.where(torch.rand(m, 1, 1, 1, generator=g) < 0.5, fgsm, noise)
+        y = (x + noise).clamp_(0.0, 1.0)
+        x, y = x.to(dev), y.to(dev)
+        return 0.5 * (net.residual(y) - (y - x)).flatten(1).pow(2).sum(1).mean()
+
     try:
-        with _bar(total, "DnCNN", progress) as bar:
-            for ep in range(epochs):
-                perm = torch.randperm(n, generator=g)
-                ep_sum = 0.0
-                for b in range(steps):
-                    idx = perm[b * batch_size:(b + 1) * batch_size]
-                    x = images[idx]
-                    m = x.shape[0]
-                    sigma = torch.rand(m, 1, 1, 1, generator=g) * sigma_max
-                    noise = sigma * torch.randn(x.shape, generator=g)
-                    if signs is not None:      # half FGSM, half Gaussian (a fair coin per image)
-                        fgsm = torch.rand(m, 1, 1, 1, generator=g) * eps_max * signs[idx]
-                        noise = torch.where(torch.rand(m, 1, 1, 1, generator=g) < 0.5, fgsm, noise)
-                    y = (x + noise).clamp_(0.0, 1.0)
-                    x, y = x.to(dev), y.to(dev)
-                    for group in opt.param_groups:
-                        group["lr"] = _cosine(step, total, lr)
-                    loss = 0.5 * (net.residual(y) - (y - x)).flatten(1).pow(2).sum(1).mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    lv = float(loss.detach())
-                    run += lv; ep_sum += lv; cnt += 1; step += 1
-                    if cnt == log_every or step == total:
-                        hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
-                    bar.update(1)
-                hist["epoch_loss"].append(ep_sum / steps)
-                _log(progress, f"DnCNN epoch {ep + 1}/{epochs}: loss {hist['epoch_loss'][-1]:.4f} "
-                               "(half the squared residual error per image)")
+        return _fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="DnCNN", batch_loss=batch_loss,
+                    progress=progress, log_every=log_every, loss_unit="half the squared residual error per image")
     finally:
         net.eval()
-    return hist
 
 
 def train_autoencoder(model: nn.Module, images: torch.Tensor, *, noise: float = 0.1, epochs: int = 5,
@@ -398,38 +380,22 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor, *, noise: float = 
     are used here. The noise is drawn afresh every batch (MagNet draws it once)."""
     epochs, batch_size, lr, seed, dev, n, steps = _prepare(model, images, epochs, batch_size, lr, seed, device)
     noise = check_positive_float(noise, "noise", allow_zero=True)
+
     g = _seeded_generator(seed)
     torch.manual_seed(seed)
     net = model.to(dev).train()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    total = epochs * steps
-    hist = {"loss": [], "step": [], "epoch_loss": []}
-    run, cnt, step = 0.0, 0, 0
+
+    def batch_loss(idx):
+        x = images[idx]
+        y = (x + noise * torch.randn(x.shape, generator=g)).clamp_(0.0, 1.0)
+        return F.mse_loss(net(y.to(dev)), x.to(dev))
+
     try:
-        with _bar(total, "AutoEncoder", progress) as bar:
-            for ep in range(epochs):
-                perm = torch.randperm(n, generator=g)
-                ep_sum = 0.0
-                for b in range(steps):
-                    x = images[perm[b * batch_size:(b + 1) * batch_size]]
-                    y = (x + noise * torch.randn(x.shape, generator=g)).clamp_(0.0, 1.0)
-                    x, y = x.to(dev), y.to(dev)
-                    for group in opt.param_groups:
-                        group["lr"] = _cosine(step, total, lr)
-                    loss = F.mse_loss(net(y), x)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    lv = float(loss.detach())
-                    run += lv; ep_sum += lv; cnt += 1; step += 1
-                    if cnt == log_every or step == total:
-                        hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
-                    bar.update(1)
-                hist["epoch_loss"].append(ep_sum / steps)
-                _log(progress, f"AutoEncoder epoch {ep + 1}/{epochs}: loss {hist['epoch_loss'][-1]:.5f} (MSE per pixel)")
+        return _fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="AutoEncoder",
+                    batch_loss=batch_loss, progress=progress, log_every=log_every, loss_fmt=".5f",
+                    loss_unit="MSE per pixel")
     finally:
         net.eval()
-    return hist
 
 
 def train_apegan(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor,

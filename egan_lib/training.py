@@ -50,6 +50,40 @@ def _seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: torch.Generator, name: str,
+         batch_loss, progress: bool, log_every: int, loss_fmt: str = ".4f", loss_unit: str = "") -> dict:
+    """The mini-batch loop every trainer here shares (the DCGAN's two-player loop aside): per epoch one
+    shuffle drawn from ``g``, then ``steps = max(1, n // batch_size)`` batches of indices; ``batch_loss(idx)``
+    returns the loss of one batch (it may draw more random numbers from ``g``); Adam on ``net``'s
+    parameters with a cosine decay from ``lr``. Returns the history {"loss": running means every
+    ``log_every`` steps, "step", "epoch_loss"}. The caller sets train/eval modes and seeds."""
+    steps = max(1, n // batch_size)
+    total = epochs * steps
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    hist = {"loss": [], "step": [], "epoch_loss": []}
+    run, cnt, step = 0.0, 0, 0
+    unit = f" ({loss_unit})" if loss_unit else ""
+    with _bar(total, name, progress) as bar:
+        for ep in range(epochs):
+            perm = torch.randperm(n, generator=g)
+            ep_sum = 0.0
+            for b in range(steps):
+                for group in opt.param_groups:
+                    group["lr"] = _cosine(step, total, lr)
+                loss = batch_loss(perm[b * batch_size:(b + 1) * batch_size])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                lv = float(loss.detach())
+                run += lv; ep_sum += lv; cnt += 1; step += 1
+                if cnt == log_every or step == total:
+                    hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
+                bar.update(1)
+            hist["epoch_loss"].append(ep_sum / steps)
+            _log(progress, f"{name} epoch {ep + 1}/{epochs}: loss {hist['epoch_loss'][-1]:{loss_fmt}}{unit}")
+    return hist
+
+
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Translate every image by its own random integer offset in [-max_shift, max_shift] (zero fill), batched."""
     check_images(x)
@@ -167,41 +201,23 @@ def train_encoder(encoder: nn.Module, generator: nn.Module, *, n_latents: int, e
     E = encoder.to(dev).train()
     if channels_last:
         E = E.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(E.parameters(), lr=lr)
-    steps = max(1, n_latents // batch_size)
-    total = epochs * steps
-    hist = {"loss": [], "step": [], "epoch_loss": []}
-    run, cnt, step = 0.0, 0, 0
+
+    def batch_loss(idx):
+        xb = X[idx].to(dev)
+        with _autocast(dev, bf16):
+            z = E(_to(xb, dev, channels_last))
+        return reconstruction_loss(xb, G(z.float()))
+
     try:
-        with _bar(total, "Encoder", progress) as bar:
-            for ep in range(epochs):                             # steps 3-4
-                perm = torch.randperm(n_latents, generator=g)
-                ep_sum = 0.0
-                for b in range(steps):
-                    xb = X[perm[b * batch_size:(b + 1) * batch_size]].to(dev)
-                    for group in opt.param_groups:
-                        group["lr"] = _cosine(step, total, lr)
-                    with _autocast(dev, bf16):
-                        z = E(_to(xb, dev, channels_last))
-                    x_hat = G(z.float())
-                    loss = reconstruction_loss(xb, x_hat)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    lv = float(loss.detach())
-                    run += lv; ep_sum += lv; cnt += 1; step += 1
-                    if cnt == log_every or step == total:
-                        hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
-                    bar.update(1)
-                hist["epoch_loss"].append(ep_sum / steps)
-                _log(progress, f"Encoder epoch {ep + 1}/{epochs}: loss {hist['epoch_loss'][-1]:.3f} (sum of squares per image)")
+        return _fit(E, n=n_latents, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Encoder",
+                    batch_loss=batch_loss, progress=progress, log_every=log_every, loss_fmt=".3f",
+                    loss_unit="sum of squares per image")
     finally:
         for p in G.parameters():
             p.requires_grad_(True)
         E.eval()
         if channels_last:
             E.to(memory_format=torch.contiguous_format)
-    return hist
 
 
 def train_classifier(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
@@ -216,30 +232,13 @@ def train_classifier(classifier: nn.Module, images: torch.Tensor, labels: torch.
     g = _seeded_generator(seed)
     torch.manual_seed(seed)
     C = classifier.to(dev).train()
-    opt = torch.optim.Adam(C.parameters(), lr=lr)
-    n = images.shape[0]
-    steps = max(1, n // batch_size)
-    total = epochs * steps
-    hist = {"loss": [], "step": [], "epoch_loss": []}
-    run, cnt, step = 0.0, 0, 0
-    with _bar(total, "Classifier", progress) as bar:
-        for ep in range(epochs):
-            perm = torch.randperm(n, generator=g)
-            ep_sum = 0.0
-            for b in range(steps):
-                idx = perm[b * batch_size:(b + 1) * batch_size]
-                xb = random_shift(images[idx], augment_shift, g).to(dev)
-                yb = labels[idx].to(dev)
-                for group in opt.param_groups:
-                    group["lr"] = _cosine(step, total, lr)
-                loss = F.nll_loss(C(xb), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward(); opt.step()
-                lv = float(loss.detach()); run += lv; ep_sum += lv; cnt += 1; step += 1
-                if cnt == log_every or step == total:
-                    hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
-                bar.update(1)
-            hist["epoch_loss"].append(ep_sum / steps)
-            _log(progress, f"Classifier epoch {ep + 1}/{epochs}: loss {hist['epoch_loss'][-1]:.4f}")
-    C.eval()
-    return hist
+
+    def batch_loss(idx):
+        xb = random_shift(images[idx], augment_shift, g).to(dev)
+        return F.nll_loss(C(xb), labels[idx].to(dev))
+
+    try:
+        return _fit(C, n=images.shape[0], batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Classifier",
+                    batch_loss=batch_loss, progress=progress, log_every=log_every)
+    finally:
+        C.eval()
