@@ -484,32 +484,14 @@ def train_pixelcnn(model: nn.Module, images: torch.Tensor, *, epochs: int = 3, b
     g = _seeded_generator(seed)
     torch.manual_seed(seed)
     net = model.to(dev).train()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    total = epochs * steps
-    to_bits = 1.0 / math.log(2)
-    hist = {"loss": [], "step": [], "epoch_bits_per_dim": []}
-    run, cnt, step = 0.0, 0, 0
+
+    def batch_loss(idx):
+        return F.cross_entropy(net(xq[idx].to(dev)), levels[idx, 0].to(dev))   # nats per pixel
+
     try:
-        with _bar(total, "PixelCNN", progress) as bar:
-            for ep in range(epochs):
-                perm = torch.randperm(n, generator=g)
-                ep_sum = 0.0
-                for b in range(steps):
-                    idx = perm[b * batch_size:(b + 1) * batch_size]
-                    x, t = xq[idx].to(dev), levels[idx, 0].to(dev)
-                    for group in opt.param_groups:
-                        group["lr"] = _cosine(step, total, lr)
-                    loss = F.cross_entropy(net(x), t)          # nats per pixel
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    lv = float(loss.detach()) * to_bits
-                    run += lv; ep_sum += lv; cnt += 1; step += 1
-                    if cnt == log_every or step == total:
-                        hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
-                    bar.update(1)
-                hist["epoch_bits_per_dim"].append(ep_sum / steps)
-                _log(progress, f"PixelCNN epoch {ep + 1}/{epochs}: {hist['epoch_bits_per_dim'][-1]:.4f} bits/dim (train)")
+        hist = _fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="PixelCNN",
+                    batch_loss=batch_loss, progress=progress, log_every=log_every, loss_unit="bits/dim, training set",
+                    log_scale=1.0 / math.log(2), epoch_key="epoch_bits_per_dim")
     finally:
         net.eval()
     if test_images is not None:

@@ -51,16 +51,18 @@ def _seeded_generator(seed: int) -> torch.Generator:
 
 
 def _fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: torch.Generator, name: str,
-         batch_loss, progress: bool, log_every: int, loss_fmt: str = ".4f", loss_unit: str = "") -> dict:
+         batch_loss, progress: bool, log_every: int, loss_fmt: str = ".4f", loss_unit: str = "",
+         log_scale: float = 1.0, epoch_key: str = "epoch_loss") -> dict:
     """The mini-batch loop every trainer here shares (the DCGAN's two-player loop aside): per epoch one
     shuffle drawn from ``g``, then ``steps = max(1, n // batch_size)`` batches of indices; ``batch_loss(idx)``
     returns the loss of one batch (it may draw more random numbers from ``g``); Adam on ``net``'s
     parameters with a cosine decay from ``lr``. Returns the history {"loss": running means every
-    ``log_every`` steps, "step", "epoch_loss"}. The caller sets train/eval modes and seeds."""
+    ``log_every`` steps, "step", ``epoch_key``: epoch means}, every logged value being the loss times
+    ``log_scale`` (e.g. nats to bits). The caller sets train/eval modes and seeds."""
     steps = max(1, n // batch_size)
     total = epochs * steps
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    hist = {"loss": [], "step": [], "epoch_loss": []}
+    hist = {"loss": [], "step": [], epoch_key: []}
     run, cnt, step = 0.0, 0, 0
     unit = f" ({loss_unit})" if loss_unit else ""
     with _bar(total, name, progress) as bar:
@@ -74,13 +76,13 @@ def _fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: 
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                lv = float(loss.detach())
+                lv = float(loss.detach()) * log_scale
                 run += lv; ep_sum += lv; cnt += 1; step += 1
                 if cnt == log_every or step == total:
                     hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
                 bar.update(1)
-            hist["epoch_loss"].append(ep_sum / steps)
-            _log(progress, f"{name} epoch {ep + 1}/{epochs}: loss {hist['epoch_loss'][-1]:{loss_fmt}}{unit}")
+            hist[epoch_key].append(ep_sum / steps)
+            _log(progress, f"{name} epoch {ep + 1}/{epochs}: loss {hist[epoch_key][-1]:{loss_fmt}}{unit}")
     return hist
 
 
