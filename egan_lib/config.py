@@ -132,7 +132,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu", train_size=None, n_test=300, eps_step=0.05, eval_batch=150,
         eps_values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), expensive_n_test=100,
-        gan_epochs=5, enc_latents=8_000, enc_epochs=2,  # bf16 autocast: ~100x slower on this AVX2-only CPU (measured), so fp32
+        gan_epochs=5, enc_latents=8_000, enc_epochs=2,  # fp32: bf16 autocast is emulated on AVX2-only CPUs, ~25x slower (ch. 03)
         clf_epochs=20, clf_batch=64, clf_shift=1,
         # baselines: the four trainings take about 12 min on 2 busy CPU cores (measured; fewer on idle ones);
         # seconds per image: benchmarks/bench_defenses.py. The shrinks against the published settings:

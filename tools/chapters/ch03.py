@@ -101,8 +101,8 @@ for k, v in res.items():
         md("""
 If the two errors agree within their intervals, bf16 costs no accuracy we can measure; the time
 column says whether it pays on this machine. On the 2-core AMD EPYC (AVX2, no native bf16) where
-the reference run was made, bf16 was about two orders of magnitude *slower*, so the `cpu` profile
-trains and runs E in fp32.
+the reference run was made, bf16 was many times *slower* (the line above; training was slower
+still), so the `cpu` profile trains and runs E in fp32.
 
 ## Summary
 
