@@ -132,7 +132,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu", train_size=None, n_test=300, eps_step=0.05, eval_batch=150,
         eps_values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), expensive_n_test=100,
-        gan_epochs=5, enc_latents=8_000, enc_epochs=2,  # fp32: bf16 autocast is emulated on AVX2-only CPUs, ~25x slower (ch. 03)
+        gan_epochs=5, enc_latents=8_000, enc_epochs=2,  # fp32: bf16 autocast is emulated, many times slower, on AVX2-only CPUs (ch. 03)
         clf_epochs=20, clf_batch=64, clf_shift=1,
         # baselines: the four trainings take about 12 min on 2 busy CPU cores (measured; fewer on idle ones);
         # seconds per image: benchmarks/bench_defenses.py. The shrinks against the published settings:
@@ -223,13 +223,35 @@ def seed_everything(seed: int, deterministic: bool = True) -> int:
     return seed
 
 
+def machine_name(dev: torch.device | str | None = None) -> str:
+    """What ran a timing, in words: the GPU's name, or the CPU's model with the vector capability
+    torch uses on it (e.g. "AMD EPYC, AVX2": bf16 is emulated there), for every reported time."""
+    import platform
+    dev = device(dev)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type != "cpu":
+        return dev.type
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    model = " ".join(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{model}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def describe_runtime(dev: torch.device | str | None = None) -> dict:
     """Device, threads and versions: what every timing and every results file reports."""
     import platform
     dev = device(dev)
     info = {
         "device": str(dev),
-        "device_name": (torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()),
+        "device_name": machine_name(dev),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,

@@ -89,7 +89,7 @@ def stamp(path: Path, info: dict) -> None:
     nb = nbformat.read(path, as_version=4)
     nb.metadata["egan"] = info
     text = (f"```{{note}}\nExecuted with profile **{info['profile']}** on **{info['device']}** "
-            f"({info['threads']} threads), seed {info['seed']}, commit `{info['git_commit']}`, "
+            f"({info['machine'] + ', ' if info.get('machine') else ''}{info['threads']} threads), seed {info['seed']}, commit `{info['git_commit']}`, "
             f"on {info['date']}; wall time {_fmt_seconds(info['seconds'])}. "
             f"torch {info['versions']['torch']}, egan_lib {info['versions']['egan_lib']}.\n```")
     cell = nbformat.v4.new_markdown_cell(text, metadata={"tags": ["run-info"]})
@@ -175,7 +175,9 @@ def main(argv=None) -> int:
               "data_dir": a.data_dir, "results_dir": str(results), "retrain": False}
     os.environ.setdefault("EGAN_PROGRESS", "0")  # one line per epoch in logs, not tqdm widgets
     import torch
-    base = {"profile": a.profile, "seed": a.seed, "device": dev, "threads": torch.get_num_threads(),
+    from .config import machine_name
+    base = {"profile": a.profile, "seed": a.seed, "device": dev, "machine": machine_name(dev),
+            "threads": torch.get_num_threads(),
             "git_commit": git_commit(), "versions": _versions(), "retrain": bool(a.retrain)}
     print(f"[pipeline] profile={a.profile} device={dev} seed={a.seed} -> {out}", flush=True)
     total = 0.0

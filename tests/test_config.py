@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import egan_lib
+from egan_lib import config
 from egan_lib.config import PROFILES, Profile, device, get_profile, seed_everything
 from egan_lib.models import build_encoder, count_parameters
 
@@ -86,3 +87,11 @@ def test_seed_everything_makes_randn_reproducible():
 def test_seed_everything_rejects_bad_seeds(bad):
     with pytest.raises(ValueError, match="non-negative integer"):
         seed_everything(bad)
+
+
+def test_machine_name_names_the_cpu_and_its_vector_capability():
+    name = config.machine_name("cpu")
+    assert name.endswith(", " + torch.backends.cpu.get_cpu_capability()) and len(name) > len(", AVX2")
+    assert config.describe_runtime("cpu")["device_name"] == name
+    with pytest.raises(ValueError):
+        config.machine_name("tpu")

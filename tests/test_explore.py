@@ -49,3 +49,23 @@ def test_reconstruct_interpolate_quality():
     assert abs(sum(q["class_share"]) - 1) < 1e-3 and 0.1 <= q["mean_confidence"] <= 1
     m, h, n = explore.mean_ci(torch.tensor([1.0, 2.0, 3.0]))
     assert (m, n) == (2.0, 3) and h > 0
+
+
+def test_compare_precision_reports_a_paired_bf16_cost_and_speed():
+    torch.manual_seed(0)
+    G, E = Generator(width=8).eval(), Encoder(channels=4, same_blocks=1).eval()
+    x = torch.rand(6, 1, 28, 28)
+    res = explore.compare_precision(E, G, x, repeats=1)
+    fp32 = explore.squared_error(x, explore.reconstruct(E, G, x))
+    assert res["fp32"]["mean_sq_error"] == pytest.approx(float(fp32.mean()), rel=1e-5)
+    assert res["fp32"]["n"] == res["bf16"]["n"] == res["paired"]["n"] == 6
+    # the paired difference is the difference of the two means, with its own interval
+    assert res["paired"]["error_diff"] == pytest.approx(
+        res["bf16"]["mean_sq_error"] - res["fp32"]["mean_sq_error"], abs=1e-4)
+    assert res["paired"]["ci95_half"] >= 0
+    assert res["paired"]["speedup"] == pytest.approx(res["fp32"]["ms_per_image"] / res["bf16"]["ms_per_image"])
+    assert res["paired"]["capability"] == torch.backends.cpu.get_cpu_capability()
+    with pytest.raises(ValueError, match="at least 2"):
+        explore.compare_precision(E, G, x[:1])
+    with pytest.raises(TypeError):
+        explore.compare_precision(E, "G", x)

@@ -61,6 +61,11 @@ def test_run_chapter_stamps_and_reports_failures(tmp_path):
     assert nb.metadata["egan"]["profile"] == "smoke"
     assert nb.metadata["papermill"]["parameters"]["seed"] == 3
     assert "run-info" in nb.cells[1].metadata["tags"] and "profile **smoke**" in nb.cells[1].source
+    assert "(2 threads)" in nb.cells[1].source           # no machine recorded: none shown
+    pipeline.stamp(out / "01_data.ipynb", {**info, "machine": "Some CPU, AVX2"})
+    nb = nbformat.read(out / "01_data.ipynb", as_version=4)
+    assert "(Some CPU, AVX2, 2 threads)" in nb.cells[1].source
+    assert sum("run-info" in c.metadata.get("tags", []) for c in nb.cells) == 1   # restamping replaces the note
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert any("smoke 3" in o.get("text", "") for o in outputs)
     with pytest.raises(pipeline.PipelineError, match=r"02_gan.ipynb failed in cell .*ValueError: boom"):
