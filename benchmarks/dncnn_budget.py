@@ -12,8 +12,8 @@ steps, training wall time (s), and accuracy with its 95% Wilson interval at each
 
 The classifier is loaded from the workspace (``--artifacts``) or the shipped weights; if neither has
 it, it is trained first (minutes). Nothing is written except the optional ``--json``.
-Why it exists: the ``cpu`` profile trains the published 17 x 64 DnCNN for only 156 steps, and
-chapter 05 points here for what a different split of the same budget gives.
+Why it exists: the ``cpu`` profile trains the published 17 x 64 DnCNN for a few hundred steps only, and
+chapter 05 points here for what more steps, or a narrower net in the same time, give.
 """
 from __future__ import annotations
 
