@@ -19,7 +19,8 @@ the defense is only as good as G: every digit G cannot draw is a digit EGAN will
 | Chapter 01 | necessary | the data |
 | Transposed convolutions, batch norm | helpful | the DCGAN building blocks |
 
-Time: about 5 minutes to train on 2 CPU cores (cpu profile), seconds when the weights are loaded.
+Time: about 8-11 minutes to train G and the classifier on 2 CPU cores (cpu profile; measured on two
+AMD EPYC machines, see the README), seconds when the weights are loaded.
 
 ## The idea
 

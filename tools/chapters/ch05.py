@@ -19,7 +19,7 @@ what we chose and why.
 | Chapters 02-04 | necessary | G, E, C and FGSM |
 | Residual learning, autoregressive models | helpful | DnCNN, PixelCNN |
 
-Time: about 15 minutes to train all baselines on 2 CPU cores (cpu profile), seconds when loaded.
+Time: about 11 minutes to train all baselines on 2 idle CPU cores (cpu profile), seconds when loaded.
 
 ## The seven methods
 

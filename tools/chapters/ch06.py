@@ -19,7 +19,7 @@ This is the chapter the book is for: the paper's comparison, rebuilt with every 
 | Chapters 04 and 05 | necessary | the attack and the defenses |
 | Confidence intervals for a proportion | helpful | Wilson's interval {cite}`wilson1927` |
 
-Time: about 15 minutes on 2 CPU cores (cpu profile): PixelDefend and Defense-GAN dominate.
+Time: about 5 minutes on 2 CPU cores (cpu profile): PixelDefend and Defense-GAN dominate.
 
 ## The protocol
 

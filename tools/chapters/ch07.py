@@ -23,7 +23,7 @@ gradient straight through C(G(E(x))). This chapter does that for every method.
 | Chapters 04-06 | necessary | FGSM, the defenses, the protocol |
 | The [threat-models page](threat_models.md) | helpful | oblivious vs adaptive |
 
-Time: about 20-25 minutes on 2 CPU cores (cpu profile); the settings below say what is shrunk.
+Time: about 3-4 minutes on 2 CPU cores (cpu profile); the settings below say what is shrunk.
 
 ## The threat models
 
