@@ -134,7 +134,7 @@ PROFILES: dict[str, Profile] = {
         eps_values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), expensive_n_test=100,
         gan_epochs=5, enc_latents=8_000, enc_epochs=2,  # fp32: bf16 autocast is emulated, many times slower, on AVX2-only CPUs (ch. 03)
         clf_epochs=20, clf_batch=64, clf_shift=1,
-        # baselines: the four trainings take about 12 min on 2 busy CPU cores (measured; fewer on idle ones);
+        # baselines: the four trainings took 11 min on 2 idle AVX-512 EPYC cores (README; longer on AVX2-only CPUs);
         # seconds per image: benchmarks/bench_defenses.py. The shrinks against the published settings:
         dncnn_epochs=6, dncnn_batch=64, dncnn_lr=2e-3,  # 17 layers x 64 channels as published; 468 steps
         dncnn_train_size=5_000,   # 2 epochs left it under-trained: benchmarks/dncnn_budget.py (see ch. 05)

@@ -89,8 +89,8 @@ perturbation, and also the source of EGAN's clean-accuracy loss.
 ## bf16 on a CPU: measured
 
 The encoder dominates EGAN's cost (2 M parameters, 11 layers at the full 28x28 resolution). Under
-bf16 autocast the convolutions run in bfloat16, which can roughly halve the cost on CPUs with native bf16
-instructions (AVX-512 BF16, AMX) and is emulated, far slower, on others. We compare error and speed
+bf16 autocast the convolutions run in bfloat16, which can roughly halve the cost on CPUs with
+native bf16 instructions (AVX-512 BF16, AMX) and is emulated, far slower, on others. We compare error and speed
 on the same 32 test digits (time: median of 3 runs after a warm-up, on this machine's threads).
 """),
         code("""
@@ -107,10 +107,11 @@ print(f"bf16 runs at {d['speedup']:.2f}x the speed of fp32 here ({d['capability'
         md("""
 The paired line is the one to read for accuracy: if its interval contains 0, bf16 costs no
 reconstruction error we can measure on these digits. The speed factor depends on the machine: above
-1 bf16 pays, below 1 it costs time (typically where bf16 is emulated). The `cpu` profile trains and runs E in fp32 because it has to
-work on any 2-core machine, including AVX2-only CPUs (torch reports "AVX2"), where bf16 autocast was
-many times slower than fp32 in our runs, in training as well. On a CPU with native bf16 (AVX-512
-BF16 or AMX, reported as "AVX512" or "AMX") it can pay: see exercise 3.
+1 bf16 pays, below 1 it costs time (typically where bf16 is emulated). The `cpu` profile trains and
+runs E in fp32 because it has to work on any 2-core machine, including AVX2-only CPUs (torch
+reports "AVX2"), where bf16 autocast was many times slower than fp32 in our runs, in training as
+well. On a CPU with native bf16 (AVX-512 BF16 or AMX, reported as "AVX512" or "AMX") it can pay:
+see exercise 3.
 
 ## Summary
 
