@@ -179,5 +179,18 @@ def compare_precision(encoder: torch.nn.Module, generator: torch.nn.Module, x: t
     capability = torch.backends.cpu.get_cpu_capability() if dev.type == "cpu" else dev.type
     out["paired"] = {"error_diff": diff, "ci95_half": diff_half, "n": n,
                      "speedup": out["fp32"]["ms_per_image"] / out["bf16"]["ms_per_image"],
-                     "capability": capability}
+                     "capability": capability, "threads": torch.get_num_threads()}
     return out
+
+
+def precision_report(res: dict) -> str:
+    """Four lines of text for a ``compare_precision`` result: each precision's error and speed,
+    the paired bf16 - fp32 difference, and the speed factor on this machine."""
+    if not isinstance(res, dict) or not {"fp32", "bf16", "paired"} <= set(res):
+        raise ValueError("res: expected the dict returned by compare_precision (keys fp32, bf16, paired)")
+    lines = [f"{k}: error {res[k]['mean_sq_error']:.2f} +/- {res[k]['ci95_half']:.2f} (n = {res[k]['n']}), "
+             f"{res[k]['ms_per_image']:.1f} ms/image" for k in ("fp32", "bf16")]
+    d = res["paired"]
+    lines.append(f"bf16 - fp32, paired: {d['error_diff']:+.3f} +/- {d['ci95_half']:.3f}")
+    lines.append(f"bf16 runs at {d['speedup']:.2f}x the speed of fp32 here ({d['capability']}, {d['threads']} threads)")
+    return "\n".join(lines)

@@ -65,6 +65,12 @@ def test_compare_precision_reports_a_paired_bf16_cost_and_speed():
     assert res["paired"]["ci95_half"] >= 0
     assert res["paired"]["speedup"] == pytest.approx(res["fp32"]["ms_per_image"] / res["bf16"]["ms_per_image"])
     assert res["paired"]["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert res["paired"]["threads"] == torch.get_num_threads()
+    text = explore.precision_report(res).splitlines()
+    assert len(text) == 4 and text[0].startswith("fp32: error") and text[1].startswith("bf16: error")
+    assert f"{res['paired']['error_diff']:+.3f}" in text[2] and res["paired"]["capability"] in text[3]
+    with pytest.raises(ValueError, match="compare_precision"):
+        explore.precision_report({"fp32": {}})
     with pytest.raises(ValueError, match="at least 2"):
         explore.compare_precision(E, G, x[:1])
     with pytest.raises(TypeError):

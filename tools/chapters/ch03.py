@@ -95,14 +95,7 @@ on the same 32 test digits (time: median of 3 runs after a warm-up, on this mach
 """),
         code("""
 res = explore.compare_precision(E, G, x_te[:32])
-for k in ("fp32", "bf16"):
-    v = res[k]
-    print(f"{k}: error {v['mean_sq_error']:.2f} +/- {v['ci95_half']:.2f} (n = {v['n']}), "
-          f"{v['ms_per_image']:.1f} ms/image")
-d = res["paired"]
-print(f"bf16 - fp32, paired: {d['error_diff']:+.3f} +/- {d['ci95_half']:.3f}")
-print(f"bf16 runs at {d['speedup']:.2f}x the speed of fp32 here ({d['capability']}, "
-      f"{torch.get_num_threads()} threads)")
+print(explore.precision_report(res))
 """),
         md("""
 The paired line is the one to read for accuracy: if its interval contains 0, bf16 costs no

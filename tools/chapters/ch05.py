@@ -59,7 +59,8 @@ both (results in `benchmarks/results/dncnn_budget_cpu.json`, measured on a 2-cor
 eps = 0.1, 2 epochs gave 54.3% [48.7, 59.9] and 6 epochs 78.7% [73.7, 82.9] (n = 300, 95% Wilson
 intervals), so the profile uses 6. A single training run is noisy, though: the same settings
 trained again land elsewhere (the book's own 6-epoch DnCNN is the one chapter 06 measures, and the
-2-epoch net of an earlier reference run reached 44%), so only gaps well beyond ten points say much.
+2-epoch net of the earlier reference run reached 44%: `book/results/mnist-cpu.json` at commit
+dda4270), so only gaps well beyond ten points say much.
 The loss was still falling: read DnCNN's curve in chapter 06 as a lower bound on what the published
 method can do.
 """),
