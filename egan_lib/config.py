@@ -245,6 +245,20 @@ def machine_name(dev: torch.device | str | None = None) -> str:
     return f"{model}, {torch.backends.cpu.get_cpu_capability()}"
 
 
+def native_bf16() -> bool:
+    """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 flags): only there does
+    bf16 autocast speed E up; elsewhere it is emulated and many times slower (measure, don't assume)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def describe_runtime(dev: torch.device | str | None = None) -> dict:
     """Device, threads and versions: what every timing and every results file reports."""
     import platform

@@ -102,6 +102,26 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | N
     return pad[idx_n, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
 
 
+def gan_step(G: nn.Module, D: nn.Module, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor):
+    """One DCGAN update on a batch: a D step on real (label 1) and G(z) (label 0) with BCE on
+    logits, then a G step with the non-saturating loss -log D(G(z)).
+    Returns (loss_D, loss_G, mean D(real), mean D(G(z))) as floats."""
+    fake = G(z)
+    opt_d.zero_grad(set_to_none=True)
+    out_r, out_f = D(real), D(fake.detach())
+    loss_d = (F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r))
+              + F.binary_cross_entropy_with_logits(out_f, torch.zeros_like(out_f)))
+    loss_d.backward()
+    opt_d.step()
+    opt_g.zero_grad(set_to_none=True)
+    out_g = D(fake)
+    loss_g = F.binary_cross_entropy_with_logits(out_g, torch.ones_like(out_g))
+    loss_g.backward()
+    opt_g.step()
+    return (float(loss_d.detach()), float(loss_g.detach()),
+            float(torch.sigmoid(out_r.detach()).mean()), float(torch.sigmoid(out_f.detach()).mean()))
+
+
 def train_gan(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor, *, epochs: int, batch_size: int = 128,
               lr: float = 2e-4, betas=(0.5, 0.999), seed: int = 0, device=None, progress: bool = True,
               log_every: int = 50) -> dict:
@@ -129,20 +149,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, images: torch.Tens
                 real = images[perm[b * batch_size:(b + 1) * batch_size]].to(dev)
                 m = real.shape[0]
                 z = torch.randn(m, G.latent_dim, generator=g).to(dev)
-                fake = G(z)
-                # D step: real -> 1, fake -> 0
-                opt_d.zero_grad(set_to_none=True)
-                out_r, out_f = D(real), D(fake.detach())
-                loss_d = (F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r))
-                          + F.binary_cross_entropy_with_logits(out_f, torch.zeros_like(out_f)))
-                loss_d.backward(); opt_d.step()
-                # G step: non-saturating, fake -> 1
-                opt_g.zero_grad(set_to_none=True)
-                out_g = D(fake)
-                loss_g = F.binary_cross_entropy_with_logits(out_g, torch.ones_like(out_g))
-                loss_g.backward(); opt_g.step()
-                acc["loss_d"] += float(loss_d.detach()); acc["loss_g"] += float(loss_g.detach())
-                acc["d_real"] += float(torch.sigmoid(out_r.detach()).mean()); acc["d_fake"] += float(torch.sigmoid(out_f.detach()).mean())
+                loss_d, loss_g, d_real, d_fake = gan_step(G, D, opt_g, opt_d, real, z)
+                acc["loss_d"] += loss_d; acc["loss_g"] += loss_g; acc["d_real"] += d_real; acc["d_fake"] += d_fake
                 cnt += 1; step += 1
                 if cnt == log_every or (ep == epochs - 1 and b == steps - 1):
                     for k in acc:
