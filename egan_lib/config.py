@@ -14,10 +14,28 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from ._validate import check_eps, check_eps_list, check_fraction, check_positive_float, check_positive_int, check_seed
+
+MNIST_TRAIN_SIZE = 60_000
+MNIST_TEST_SIZE = 10_000
+
+
+def eps_grid(step: float = 0.05, maximum: float = 1.0) -> list[float]:
+    """[0, step, 2*step, ..., maximum], rounded to 1e-6 (the paper: step 0.05 up to 1)."""
+    step = check_eps(step, "step")
+    maximum = check_eps(maximum, "maximum")
+    if step == 0:
+        raise ValueError("step: must be > 0")
+    n = int(round(maximum / step))
+    if abs(n * step - maximum) > 1e-9:
+        raise ValueError(f"step: {step} does not divide maximum {maximum} into whole steps")
+    return [round(i * step, 6) for i in range(n + 1)]
 
 
 @dataclass(frozen=True)
@@ -96,8 +114,27 @@ class Profile:
     hybrid_steps: tuple = (5, 20)          # EGAN + k Defense-GAN steps from z = E(x)
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "Profile":
+        """Check every field (run when a profile is made, by ``replace`` and ``get_profile`` too): sizes,
+        epochs, batches and steps are positive integers, ``*_train_size`` None or positive, ``eps_values``
+        sorted, unique, from 0, in [0, 1], ``eps_step`` divides 1, learning rates > 0, fractions in [0, 1],
+        ``adaptive_eps`` sorted in (0, 1]. Raises ValueError naming the field."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            try:
+                _check_field(f.name, value)
+            except (TypeError, ValueError) as e:
+                msg = str(e)
+                if not msg.startswith(f.name):
+                    msg = f"{f.name}: {msg}"
+                raise ValueError(f"profile {self.name!r}, field {msg}") from None
+        return self
+
     def replace(self, **changes) -> "Profile":
-        """A copy with some fields changed (unknown field names are rejected)."""
+        """A checked copy with some fields changed (unknown field names are rejected)."""
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - names)
         if unknown:
@@ -111,8 +148,76 @@ class Profile:
         """The FGSM eps values this profile evaluates (always starts at 0 and ends at 1)."""
         if self.eps_values is not None:
             return [round(float(e), 2) for e in self.eps_values]
-        from .attacks import eps_grid
         return eps_grid(self.eps_step)
+
+
+# ---------------------------------------------------------------------------- the fields' rules
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MIN_ZERO = {"enc_same_blocks", "clf_shift", "pixelcnn_layers"}     # may be 0
+_MAX = {"n_test": MNIST_TEST_SIZE, "pixelcnn_test_size": MNIST_TEST_SIZE, "adaptive_n_test": MNIST_TEST_SIZE,
+        "expensive_n_test": MNIST_TEST_SIZE, "adaptive_expensive_n": MNIST_TEST_SIZE,
+        "train_size": MNIST_TRAIN_SIZE, "enc_valid_blocks": 13}
+_OPTIONAL_SIZES = {"train_size", "expensive_n_test", "dncnn_train_size", "ae_train_size", "apegan_train_size",
+                   "pixelcnn_train_size"}
+_RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixelcnn_lr", "defensegan_lr"}
+_FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps"}
+_FLAGS = {"bf16", "channels_last"}
+
+
+def _check_size(name: str, value) -> None:
+    v = check_positive_int(value, name, minimum=0 if name in _MIN_ZERO else 1)
+    cap = _MAX.get(name, MNIST_TRAIN_SIZE if name.endswith("_train_size") else None)
+    if cap is not None and v > cap:
+        raise ValueError(f"{name}: expected an integer <= {cap:,}, got {v:,}")
+
+
+def _check_field(name: str, value) -> None:
+    """One field's rule (raises TypeError / ValueError whose message starts with the field's name)."""
+    if name == "name":
+        if not isinstance(value, str) or not _NAME_RE.match(value):
+            raise ValueError(f"name: expected a short name of letters, digits, '_', '.' or '-' (it names the "
+                             f"checkpoint folder), got {value!r}")
+    elif name in _OPTIONAL_SIZES:
+        if value is not None:
+            _check_size(name, value)
+    elif name in _RATES:
+        check_positive_float(value, name)
+    elif name in _FRACTIONS:
+        check_fraction(value, name)
+    elif name in _FLAGS:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: expected True or False, got {value!r}")
+    elif name == "eps_step":
+        step = check_eps(value, name)
+        n = round(1.0 / step) if step > 0 else 0
+        if step == 0 or abs(n * step - 1.0) > 1e-9:
+            raise ValueError(f"eps_step: expected a step in (0, 1] that divides 1 into whole steps "
+                             f"(0.05, 0.1, 0.25, ...), got {value!r}")
+    elif name == "eps_values":
+        if value is None:
+            return
+        eps = check_eps_list(value, name=name)
+        if eps[0] != 0.0:
+            raise ValueError(f"eps_values: the grid must start at 0 (the clean accuracy), got {eps}")
+        rounded = [round(e, 2) for e in eps]
+        off = [e for e, r in zip(eps, rounded) if abs(e - r) > 1e-9]
+        if off:
+            raise ValueError(f"eps_values: the grid is kept to 2 decimals, got {off}")
+    elif name == "adaptive_eps":
+        eps = check_eps_list(value, name=name)
+        if eps[0] <= 0.0:
+            raise ValueError(f"adaptive_eps: every eps must lie in (0, 1], got {eps}")
+    elif name == "hybrid_steps":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"hybrid_steps: expected a non-empty tuple of step counts, got {value!r}")
+        steps = [check_positive_int(k, f"hybrid_steps[{i}]") for i, k in enumerate(value)]
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError(f"hybrid_steps: expected increasing, distinct step counts, got {steps}")
+    elif name == "extra":
+        if not isinstance(value, dict):
+            raise ValueError(f"extra: expected a dict, got {type(value).__name__}")
+    else:  # every other field is a size, an epoch count, a batch, a width or a number of steps
+        _check_size(name, value)
 
 
 PROFILES: dict[str, Profile] = {
@@ -191,6 +296,9 @@ def device(name: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"device: {name!r} is not a device name ('auto', 'cpu', 'cuda', 'cuda:0', 'mps')") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: 'cuda' was asked for but torch.cuda.is_available() is False on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device: {name!r} was asked for but this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s) (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device: 'mps' was asked for but it is not available on this machine")
     if dev.type not in ("cpu", "cuda", "mps"):
@@ -209,8 +317,7 @@ def synchronize(dev: torch.device | str) -> None:
 
 def seed_everything(seed: int, deterministic: bool = True) -> int:
     """Seed Python, NumPy and torch (CPU and CUDA); make cuDNN deterministic."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)

@@ -95,3 +95,78 @@ def test_machine_name_names_the_cpu_and_its_vector_capability():
     assert config.describe_runtime("cpu")["device_name"] == name
     with pytest.raises(ValueError):
         config.machine_name("tpu")
+
+
+# ---------------------------------------------------------------------------- every profile field is checked
+@pytest.mark.parametrize("change, field", [
+    ({"eps_values": (0.5, 0.1)}, "eps_values"),          # unsorted: refused, never reordered
+    ({"eps_values": (0.0, 0.1, 0.1)}, "eps_values"),     # duplicate
+    ({"eps_values": (0.1, 0.5)}, "eps_values"),          # must start at 0
+    ({"eps_values": (0.0, 1.5)}, "eps_values"),          # out of [0, 1]
+    ({"eps_values": ()}, "eps_values"),
+    ({"eps_values": (0.0, 0.125)}, "eps_values"),        # eps_grid keeps 2 decimals: 0.125 would become 0.12
+    ({"n_test": -5}, "n_test"),
+    ({"n_test": 0}, "n_test"),
+    ({"n_test": 2.5}, "n_test"),
+    ({"n_test": 20_000}, "n_test"),                      # MNIST has 10,000 test images
+    ({"train_size": 0}, "train_size"),
+    ({"dncnn_train_size": -1}, "dncnn_train_size"),
+    ({"gan_epochs": 0}, "gan_epochs"),
+    ({"clf_batch": True}, "clf_batch"),
+    ({"eps_step": 0.3}, "eps_step"),                     # does not divide 1
+    ({"eps_step": 0}, "eps_step"),
+    ({"eps_step": float("nan")}, "eps_step"),
+    ({"gan_lr": 0.0}, "gan_lr"),
+    ({"enc_lr": -1e-3}, "enc_lr"),
+    ({"ae_noise": 1.5}, "ae_noise"),
+    ({"pixeldefend_eps": -0.1}, "pixeldefend_eps"),
+    ({"adaptive_eps": (0.3, 0.1)}, "adaptive_eps"),
+    ({"adaptive_eps": (0.0, 0.1)}, "adaptive_eps"),      # (0, 1]: eps 0 is no attack
+    ({"adaptive_eps": 0.1}, "adaptive_eps"),
+    ({"hybrid_steps": ()}, "hybrid_steps"),
+    ({"hybrid_steps": (20, 5)}, "hybrid_steps"),
+    ({"bf16": 1}, "bf16"),
+    ({"enc_valid_blocks": 14}, "enc_valid_blocks"),
+    ({"clf_shift": -1}, "clf_shift"),
+    ({"extra": []}, "extra"),
+])
+def test_profile_fields_are_checked_with_an_error_naming_the_field(change, field):
+    with pytest.raises(ValueError, match=rf"profile 'smoke', field {field}\b"):
+        get_profile("smoke", **change)
+    with pytest.raises(ValueError, match=rf"field {field}\b"):
+        get_profile("cpu").replace(**change)
+
+
+def test_profiles_are_checked_when_made_and_good_overrides_pass():
+    with pytest.raises(ValueError, match=r"profile 'bad/name', field name"):
+        Profile(name="bad/name", train_size=None, n_test=10, eps_step=0.05)
+    with pytest.raises(ValueError, match=r"field n_test: expected an integer >= 1, got -5"):
+        Profile(name="mine", train_size=None, n_test=-5, eps_step=0.05)
+    p = get_profile("smoke", eps_values=(0.0, 0.1, 0.3), train_size=None, enc_same_blocks=0, adaptive_eps=(0.3,),
+                    hybrid_steps=(3,), n_test=10_000)
+    assert p.eps_grid() == [0.0, 0.1, 0.3] and p.validate() is p
+
+
+def test_eps_grid_lives_in_config_without_importing_attacks():
+    import subprocess
+    import sys
+    code = ("import sys, egan_lib.config as c; g = c.get_profile('cpu'); assert c.eps_grid(0.25) == [0, .25, .5, .75, 1]; "
+            "c.get_profile('paper').eps_grid(); print('egan_lib.attacks' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    with pytest.raises(ValueError, match="does not divide"):
+        config.eps_grid(0.3)
+
+
+def test_seed_everything_accepts_numpy_integers_and_refuses_seeds_torch_cannot_take():
+    import numpy as np
+    assert seed_everything(np.int64(7)) == 7
+    with pytest.raises(ValueError, match="below 2\\*\\*64"):
+        seed_everything(2 ** 64)
+
+
+def test_device_refuses_a_cuda_index_the_machine_lacks(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"'cuda:3' was asked for but this machine has 1 CUDA device"):
+        device("cuda:3")
