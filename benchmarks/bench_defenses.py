@@ -11,7 +11,7 @@ initialisation of the same architecture, which costs the same time. Nothing is t
 The batch: the first ``--batch`` MNIST test digits from the local cache when there is one, otherwise
 synthetic digit-like strokes. Each defense purifies the same batch: ``--warmup`` untimed calls, then the
 median of ``--repeats`` timed calls, each bracketed by a device synchronisation
-(``egan_lib.evaluate.time_per_image``). Printed: seconds per image, device, threads and batch size.
+(``egan_lib.eval.timing.time_per_image``). Printed: seconds per image, device, threads and batch size.
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         ap.error("--batch, --threads and --repeats must be >= 1, --warmup >= 0")
     torch.set_num_threads(a.threads)
     seed_everything(0)
-    from egan_lib.evaluate import time_per_image
+    from egan_lib.eval.timing import time_per_image
     prof = get_profile(a.profile)
     dev = pick_device(a.device)
     ckpt_dir = Path(a.artifacts) / "checkpoints" / prof.name

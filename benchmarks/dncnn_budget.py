@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from egan_lib import attacks, defenses as dfn, workflow  # noqa: E402
 from egan_lib.config import describe_runtime  # noqa: E402
-from egan_lib.evaluate import wilson_interval  # noqa: E402
+from egan_lib.eval.stats import wilson_interval  # noqa: E402
 
 _NET = re.compile(r"^(\d+)x(\d+)x(\d+)$")
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                         progress=False, threads=a.threads)
     p = ws.profile
     C, _ = ws.classifier()
-    x_train, y_train = dfn._subset(ws, p.dncnn_train_size)
+    x_train, y_train = ws.train_subset(p.dncnn_train_size)
     x_test, y_test = ws.test_set(a.n_test)
     n = int(x_test.shape[0])
     adv = {e: attacks.fgsm(C, x_test, y_test, e, device=ws.device) for e in a.eps}

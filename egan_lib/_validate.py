@@ -142,7 +142,7 @@ def check_eps_list(values, *, sorted_unique: bool = True, unique: bool | None = 
     """
     vals = _as_sequence(values, name, "eps")
     eps = [check_eps(e, f"{name}[{i}]", upper=upper) for i, e in enumerate(vals)]
-    unique = sorted_unique if unique is None else unique
+    unique = True if unique is None else unique
     if unique:
         seen: dict[float, int] = {}
         for i, e in enumerate(eps):

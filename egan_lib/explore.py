@@ -4,19 +4,18 @@ Each function is batched and returns plain numbers or tensors; the notebooks onl
 """
 from __future__ import annotations
 
-import math
-import time
-
 import torch
 import torch.nn.functional as F
 
 from ._validate import check_images, check_labels, check_module, check_positive_int
-from .config import synchronize
+from .defenses.egan import EGAN, reconstruct
+from .eval.stats import mean_ci
+from .eval.timing import time_per_image
+from .torch_utils import model_device as _dev
 
-
-def _dev(model: torch.nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+__all__ = ["class_counts", "examples_per_class", "pixel_stats", "class_probabilities", "sample_quality",
+           "nearest_neighbour_distance", "interpolate", "reconstruct", "squared_error", "mean_ci",
+           "compare_precision", "precision_report"]
 
 
 def class_counts(labels: torch.Tensor, num_classes: int = 10) -> list[int]:
@@ -100,55 +99,12 @@ def interpolate(generator: torch.nn.Module, z0: torch.Tensor, z1: torch.Tensor, 
     return generator(z.reshape(-1, z0.shape[1]).to(dev)).float().cpu()
 
 
-@torch.inference_mode()
-def reconstruct(encoder: torch.nn.Module, generator: torch.nn.Module, x: torch.Tensor, batch_size: int = 256,
-                bf16: bool = False) -> torch.Tensor:
-    """EGAN's purification G(E(x)), batched."""
-    check_module(encoder, "encoder"); check_module(generator, "generator")
-    x = check_images(x)
-    dev = _dev(encoder)
-    encoder.eval(); generator.eval()
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            z = encoder(xb)
-        out.append(generator(z.float()).float().cpu())
-    return torch.cat(out)
-
-
 def squared_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Per-image ||x - x_hat||^2 (the paper's eq. 4 before the mean), shape (N,)."""
     x = check_images(x, "x"); x_hat = check_images(x_hat, "x_hat")
     if x.shape != x_hat.shape:
         raise ValueError(f"x, x_hat: shapes differ ({tuple(x.shape)} vs {tuple(x_hat.shape)})")
     return (x - x_hat).flatten(1).pow(2).sum(1)
-
-
-def mean_ci(values: torch.Tensor) -> tuple[float, float, int]:
-    """Mean, half-width of a normal 95% interval, and n."""
-    v = values.double().flatten()
-    n = len(v)
-    if n == 0:
-        raise ValueError("values: empty")
-    half = 1.96 * float(v.std()) / math.sqrt(n) if n > 1 else float("nan")
-    return float(v.mean()), half, n
-
-
-def time_per_image(fn, x: torch.Tensor, *, repeats: int = 3, device="cpu") -> float:
-    """Seconds per image of ``fn(x)``: one warm-up call, then the median of ``repeats`` calls."""
-    x = check_images(x)
-    repeats = check_positive_int(repeats, "repeats")
-    fn(x)
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(x)
-        synchronize(device)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2] / len(x)
 
 
 def compare_precision(encoder: torch.nn.Module, generator: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -> dict:
@@ -172,8 +128,7 @@ def compare_precision(encoder: torch.nn.Module, generator: torch.nn.Module, x: t
     for name, bf16 in (("fp32", False), ("bf16", True)):
         errs[name] = squared_error(x, reconstruct(encoder, generator, x, bf16=bf16))
         err, half, n = mean_ci(errs[name])
-        sec = time_per_image(lambda b: reconstruct(encoder, generator, b, bf16=bf16), x, repeats=repeats,
-                             device=dev)
+        sec = time_per_image(EGAN(encoder, generator, bf16=bf16), x, repeats=repeats)["seconds_per_image"]
         out[name] = {"mean_sq_error": err, "ci95_half": half, "n": n, "ms_per_image": 1000 * sec}
     diff, diff_half, n = mean_ci(errs["bf16"] - errs["fp32"])
     capability = torch.backends.cpu.get_cpu_capability() if dev.type == "cpu" else dev.type

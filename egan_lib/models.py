@@ -14,7 +14,7 @@ from ._validate import check_positive_int
 LATENT_DIM = 30
 
 
-def _check_image_shape(x: torch.Tensor, who: str) -> None:
+def check_image_shape(x: torch.Tensor, who: str) -> None:
     """Shape check of a forward pass (cheap: no data-dependent test, so no device sync)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{who}: expected a torch.Tensor of images with shape (N, 1, 28, 28), got {type(x).__name__}")
@@ -77,7 +77,7 @@ class Discriminator(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_image_shape(x, "Discriminator")
+        check_image_shape(x, "Discriminator")
         return self.net(x).squeeze(1)
 
 
@@ -109,7 +109,7 @@ class Encoder(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, latent_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_image_shape(x, "Encoder")
+        check_image_shape(x, "Encoder")
         return self.head(self.features(x))
 
 
@@ -129,7 +129,7 @@ class Classifier(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(160, 50), nn.ReLU(True), nn.Linear(50, 10), nn.LogSoftmax(dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_image_shape(x, "Classifier")
+        check_image_shape(x, "Classifier")
         return self.head(self.features(x))
 
 

@@ -24,15 +24,15 @@ _MARKERS = "os^vD<>pPX*h"
 
 def as_results(results):
     """A ``Results`` from a Results, or from a results JSON object (dict)."""
-    from .evaluate import Results
+    from .eval.results import Results
     if isinstance(results, Results):
         return results
     if isinstance(results, list):
         raise ValueError("results: got a list (one entry per threat model); pick one with "
-                         "egan_lib.evaluate.select_results(obj, threat_model)")
+                         "egan_lib.eval.results.select_results(obj, threat_model)")
     if isinstance(results, dict):
         return Results.from_json_dict(results)
-    raise TypeError(f"results: expected an egan_lib.evaluate.Results or a results JSON dict, got {type(results).__name__}")
+    raise TypeError(f"results: expected an egan_lib.eval.results.Results or a results JSON dict, got {type(results).__name__}")
 
 
 def _new_ax(ax, figsize):
@@ -92,7 +92,7 @@ def plot_accuracy_vs_eps(results, ax=None, methods=None, *, title: str | None = 
 def plot_time_vs_accuracy(results, eps: float = 0.5, ax=None, methods=None, *, title: str | None = None,
                           percent: bool = True):
     """Seconds per image (log x axis) vs accuracy at one eps, with 95% Wilson error bars (the paper's Fig. 5)."""
-    from .evaluate import _match_eps
+    from .eval.results import match_eps as _match_eps
     res = as_results(results)
     methods = _methods(res, methods)
     e = _match_eps(eps, res.eps)
@@ -216,12 +216,12 @@ def plot_examples(examples, methods=None, labels=None, preds=None, eps=None, *, 
     """One row per class: the clean digit, the attacked digit and each defense's output, titled with the
     classifier's prediction (green: right, red: wrong) (the paper's Figs. 2-3).
 
-    Either ``examples`` is an ``egan_lib.evaluate.Examples`` (or a ``Results`` carrying one) and ``eps``
+    Either ``examples`` is an ``egan_lib.eval.results.Examples`` (or a ``Results`` carrying one) and ``eps``
     picks the attack budget (labels and predictions come with it); or ``examples`` is a dict
     {column: images (K, 1, 28, 28)} in column order, ``labels`` the K true classes and ``preds`` an
     optional dict {column: K predictions}. ``methods`` selects/orders the defense columns.
     """
-    from .evaluate import Examples, Results
+    from .eval.results import Examples, Results
     if isinstance(examples, Results):
         if examples.examples is None:
             raise ValueError("examples: these results carry no examples (results read from JSON have none)")

@@ -48,9 +48,9 @@ def render_frame(examples, eps: float, methods=None, *, scale: int = 2, class_na
     """One PNG (bytes): rows = clean, attacked and each defense's output; columns = one digit per class;
     the classifier's prediction under each image (green: right, red: wrong). ``scale``: screen pixels per
     image pixel (an integer, so the digits stay sharp)."""
-    from .evaluate import Examples
+    from .eval.results import Examples
     if not isinstance(examples, Examples):
-        raise TypeError(f"examples: expected an egan_lib.evaluate.Examples (Results.examples), got {type(examples).__name__}")
+        raise TypeError(f"examples: expected an egan_lib.eval.results.Examples (Results.examples), got {type(examples).__name__}")
     e = examples.nearest_eps(eps)
     cols, preds = examples.columns(e, methods)
     names = list(cols)
@@ -96,12 +96,12 @@ def _fmt_pct(v: float) -> str:
 def html_string(results, examples, eps_values=None, methods=None, *, dom_id: str = "eps", initial_eps: float = 0.5,
                 scale: int = 2, class_names=None, title: str | None = None) -> str:
     """The self-contained HTML of the static slider (see ``static_eps_slider``)."""
-    from .evaluate import Examples, Results, _match_eps
+    from .eval.results import Examples, Results, match_eps as _match_eps
     res = as_results(results)
     if isinstance(examples, Results):
         examples = examples.examples
     if not isinstance(examples, Examples):
-        raise TypeError("examples: expected an egan_lib.evaluate.Examples (Results.examples) with the per-eps outputs")
+        raise TypeError("examples: expected an egan_lib.eval.results.Examples (Results.examples) with the per-eps outputs")
     if not isinstance(dom_id, str) or not _DOM_ID_RE.match(dom_id):
         raise ValueError(f"dom_id: expected a fixed HTML id prefix like 'eps' (letters, digits, - and _), got {dom_id!r}")
     if eps_values is None:
@@ -228,7 +228,8 @@ def live_eps_slider(classifier, defenses, x, y, eps_values, *, batch_size: int =
         raise ImportError("live_eps_slider needs ipywidgets (pip install 'ipywidgets>=8'); "
                           "static_eps_slider needs nothing") from e
     from .attacks import gradient_sign, predict
-    from .evaluate import _check_defenses, _check_eps_values
+    from .eval.protocol import check_defenses as _check_defenses
+    from ._validate import check_eps_list
     from .plots import plot_examples
     check_module(classifier, "classifier")
     check_images(x, "x")
@@ -236,7 +237,7 @@ def live_eps_slider(classifier, defenses, x, y, eps_values, *, batch_size: int =
     if x.shape[0] > 64:
         raise ValueError(f"x: {x.shape[0]} images; the live slider redraws every image, pass a few (e.g. one per class)")
     defenses = _check_defenses(defenses)
-    eps = _check_eps_values(eps_values)
+    eps = sorted(check_eps_list(eps_values, sorted_unique=False))
     dev = device if device is not None else next(classifier.parameters()).device
     sign = gradient_sign(classifier, x, y, batch_size=batch_size, device=dev)  # independent of eps
     cache = {}

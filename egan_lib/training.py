@@ -14,11 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import (check_images, check_labels, check_module, check_positive_float, check_positive_int)
+from ._validate import (check_images, check_labels, check_module, check_positive_float, check_positive_int,
+                        check_seed)
+from .attacks import gradient_sign
 from .config import device as _device
 
 
-def _bar(total: int, desc: str, progress: bool):
+def progress_bar(total: int, desc: str, progress: bool):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=False,
                 ncols=90, leave=True)
@@ -35,7 +37,7 @@ def _to(x: torch.Tensor, dev: torch.device, channels_last: bool) -> torch.Tensor
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _log(progress: bool, msg: str) -> None:
+def log_line(progress: bool, msg: str) -> None:
     if not progress:
         print(msg, flush=True)
 
@@ -44,13 +46,12 @@ def _cosine(step: int, total: int, lr: float) -> float:
     return 0.5 * lr * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def _seeded_generator(seed: int) -> torch.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU torch.Generator seeded with ``seed`` (every random draw of a trainer comes from one)."""
+    return torch.Generator().manual_seed(check_seed(seed))
 
 
-def _fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: torch.Generator, name: str,
+def fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: torch.Generator, name: str,
          batch_loss, progress: bool, log_every: int, loss_fmt: str = ".4f", loss_unit: str = "",
          log_scale: float = 1.0, epoch_key: str = "epoch_loss") -> dict:
     """The mini-batch loop every trainer here shares (the DCGAN's two-player loop aside): per epoch one
@@ -65,7 +66,7 @@ def _fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: 
     hist = {"loss": [], "step": [], epoch_key: []}
     run, cnt, step = 0.0, 0, 0
     unit = f" ({loss_unit})" if loss_unit else ""
-    with _bar(total, name, progress) as bar:
+    with progress_bar(total, name, progress) as bar:
         for ep in range(epochs):
             perm = torch.randperm(n, generator=g)
             ep_sum = 0.0
@@ -82,8 +83,30 @@ def _fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: 
                     hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
                 bar.update(1)
             hist[epoch_key].append(ep_sum / steps)
-            _log(progress, f"{name} epoch {ep + 1}/{epochs}: loss {hist[epoch_key][-1]:{loss_fmt}}{unit}")
+            log_line(progress, f"{name} epoch {ep + 1}/{epochs}: loss {hist[epoch_key][-1]:{loss_fmt}}{unit}")
     return hist
+
+
+def check_fit_args(model: nn.Module, images: torch.Tensor, epochs, batch_size, lr, seed, device):
+    """The checks every trainer makes: returns (epochs, batch_size, lr, seed, device, n, steps per epoch)."""
+    check_module(model, "model")
+    check_images(images, "images")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_positive_float(lr, "lr")
+    seed = check_seed(seed)
+    dev = _device(device)
+    n = images.shape[0]
+    steps = max(1, n // batch_size)
+    return epochs, batch_size, lr, seed, dev, n, steps
+
+
+def fgsm_signs(classifier, images, labels, dev) -> torch.Tensor:
+    """sign(grad_x NLL(C(x), y)) of training images, computed once (the FGSM pairs of DnCNN and APE-GAN)."""
+    check_module(classifier, "classifier")
+    labels = check_labels(labels, n=images.shape[0], name="labels")
+    classifier.to(dev)
+    return gradient_sign(classifier, images, labels, device=dev)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -102,24 +125,40 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | N
     return pad[idx_n, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
 
 
-def gan_step(G: nn.Module, D: nn.Module, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor):
-    """One DCGAN update on a batch: a D step on real (label 1) and G(z) (label 0) with BCE on
-    logits, then a G step with the non-saturating loss -log D(G(z)).
-    Returns (loss_D, loss_G, mean D(real), mean D(G(z))) as floats."""
-    fake = G(z)
+def adversarial_step(G: nn.Module, D: nn.Module, opt_g, opt_d, real: torch.Tensor, g_input: torch.Tensor, *,
+                     g_steps: int = 1, content_weight: float = 0.0, adversarial_weight: float = 1.0,
+                     reuse_fake: bool = True) -> dict:
+    """One GAN update on a batch, the step both GANs of the book share.
+
+    D step: binary cross-entropy on logits, ``real`` -> 1 and G(``g_input``) -> 0. Then ``g_steps`` G
+    steps on content_weight * MSE(G(g_input), real) + adversarial_weight * BCE(D(G(g_input)), 1) (the
+    non-saturating -log D(G(.))). The DCGAN (Radford et al. 2016): g_input = z, one G step that reuses
+    the D step's G(z) (``reuse_fake``), no content term. APE-GAN (Jin et al.): g_input = x_adv,
+    0.7 MSE + 0.3 adversarial, two G steps, each with a fresh forward pass.
+    Returns the batch's loss_d, loss_g, mse (content term, 0 without one), d_real, d_fake as floats."""
+    fake = G(g_input)
     opt_d.zero_grad(set_to_none=True)
     out_r, out_f = D(real), D(fake.detach())
     loss_d = (F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r))
               + F.binary_cross_entropy_with_logits(out_f, torch.zeros_like(out_f)))
     loss_d.backward()
     opt_d.step()
-    opt_g.zero_grad(set_to_none=True)
-    out_g = D(fake)
-    loss_g = F.binary_cross_entropy_with_logits(out_g, torch.ones_like(out_g))
-    loss_g.backward()
-    opt_g.step()
-    return (float(loss_d.detach()), float(loss_g.detach()),
-            float(torch.sigmoid(out_r.detach()).mean()), float(torch.sigmoid(out_f.detach()).mean()))
+    mse = torch.zeros(())
+    for k in range(g_steps):
+        if k > 0 or not reuse_fake:
+            fake = G(g_input)
+        out_g = D(fake)
+        adv = F.binary_cross_entropy_with_logits(out_g, torch.ones_like(out_g))
+        if content_weight:
+            mse = F.mse_loss(fake, real)
+            loss_g = content_weight * mse + adversarial_weight * adv
+        else:
+            loss_g = adv if adversarial_weight == 1.0 else adversarial_weight * adv
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()), "mse": float(mse.detach()),
+            "d_real": float(torch.sigmoid(out_r.detach()).mean()), "d_fake": float(torch.sigmoid(out_f.detach()).mean())}
 
 
 def train_gan(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor, *, epochs: int, batch_size: int = 128,
@@ -132,7 +171,7 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, images: torch.Tens
     epochs = check_positive_int(epochs, "epochs"); batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_positive_float(lr, "lr")
     dev = _device(device)
-    g = _seeded_generator(seed)
+    g = seeded_generator(seed)
     torch.manual_seed(seed)
     G, D = generator.to(dev).train(), discriminator.to(dev).train()
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=tuple(betas))
@@ -142,22 +181,23 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, images: torch.Tens
     hist = {"loss_d": [], "loss_g": [], "d_real": [], "d_fake": [], "step": []}
     acc = {k: 0.0 for k in ("loss_d", "loss_g", "d_real", "d_fake")}
     cnt, step = 0, 0
-    with _bar(epochs * steps, "GAN", progress) as bar:
+    with progress_bar(epochs * steps, "GAN", progress) as bar:
         for ep in range(epochs):
             perm = torch.randperm(n, generator=g)
             for b in range(steps):
                 real = images[perm[b * batch_size:(b + 1) * batch_size]].to(dev)
                 m = real.shape[0]
                 z = torch.randn(m, G.latent_dim, generator=g).to(dev)
-                loss_d, loss_g, d_real, d_fake = gan_step(G, D, opt_g, opt_d, real, z)
-                acc["loss_d"] += loss_d; acc["loss_g"] += loss_g; acc["d_real"] += d_real; acc["d_fake"] += d_fake
+                r = adversarial_step(G, D, opt_g, opt_d, real, z)
+                for k in acc:
+                    acc[k] += r[k]
                 cnt += 1; step += 1
                 if cnt == log_every or (ep == epochs - 1 and b == steps - 1):
                     for k in acc:
                         hist[k].append(acc[k] / cnt); acc[k] = 0.0
                     hist["step"].append(step); cnt = 0
                 bar.update(1)
-            _log(progress, f"GAN epoch {ep + 1}/{epochs}: loss_D {hist['loss_d'][-1]:.3f}  loss_G {hist['loss_g'][-1]:.3f}")
+            log_line(progress, f"GAN epoch {ep + 1}/{epochs}: loss_D {hist['loss_d'][-1]:.3f}  loss_G {hist['loss_g'][-1]:.3f}")
     G.eval(); D.eval()
     return hist
 
@@ -169,7 +209,7 @@ def generate(generator: nn.Module, n: int, *, seed: int = 0, batch_size: int = 1
     check_module(generator, "generator")
     n = check_positive_int(n, "n")
     dev = _device(device) if device is not None else next(generator.parameters()).device
-    g = _seeded_generator(seed)
+    g = seeded_generator(seed)
     z = torch.randn(n, generator.latent_dim, generator=g)
     was = generator.training
     generator.eval()
@@ -206,7 +246,7 @@ def train_encoder(encoder: nn.Module, generator: nn.Module, *, n_latents: int, e
     for p in G.parameters():
         p.requires_grad_(False)
     X = generate(G, n_latents, seed=seed, device=dev)            # steps 1-2: T images, drawn once
-    g = _seeded_generator(seed + 1)
+    g = seeded_generator(seed + 1)
     torch.manual_seed(seed)
     E = encoder.to(dev).train()
     if channels_last:
@@ -219,7 +259,7 @@ def train_encoder(encoder: nn.Module, generator: nn.Module, *, n_latents: int, e
         return reconstruction_loss(xb, G(z.float()))
 
     try:
-        return _fit(E, n=n_latents, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Encoder",
+        return fit(E, n=n_latents, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Encoder",
                     batch_loss=batch_loss, progress=progress, log_every=log_every, loss_fmt=".3f",
                     loss_unit="sum of squares per image")
     finally:
@@ -239,7 +279,7 @@ def train_classifier(classifier: nn.Module, images: torch.Tensor, labels: torch.
     epochs = check_positive_int(epochs, "epochs"); batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_positive_float(lr, "lr")
     dev = _device(device)
-    g = _seeded_generator(seed)
+    g = seeded_generator(seed)
     torch.manual_seed(seed)
     C = classifier.to(dev).train()
 
@@ -248,7 +288,7 @@ def train_classifier(classifier: nn.Module, images: torch.Tensor, labels: torch.
         return F.nll_loss(C(xb), labels[idx].to(dev))
 
     try:
-        return _fit(C, n=images.shape[0], batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Classifier",
+        return fit(C, n=images.shape[0], batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Classifier",
                     batch_loss=batch_loss, progress=progress, log_every=log_every)
     finally:
         C.eval()

@@ -64,18 +64,29 @@ class Workspace:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def _config(self, kind: str, **fields) -> dict:
+    def checkpoint_config(self, kind: str, **fields) -> dict:
         """The producing config stored with a checkpoint: profile name, seed and every field that
         changes the weights (a change in any of them makes the stored file a mismatch)."""
         return {"kind": kind, "profile": self.profile.name, "seed": self.seed, **fields}
 
-    def _load_or_train(self, kind: str, model: torch.nn.Module, config: dict, train) -> dict:
+    def load_or_train(self, kind: str, model: torch.nn.Module, config: dict, train) -> dict:
+        """Load ``model`` from this run's checkpoint ``<kind>.pt`` (or the shipped weights) when its
+        producing ``config`` matches, else ``train()`` it and save; returns the stored extras
+        (history), and records the status and seconds in ``self.timings[kind]``."""
         t0 = time.perf_counter()
         extra = load_or_train(self.checkpoint_dir / f"{kind}.pt", model, config, train, kind=kind,
                               retrain=self.retrain, pretrained_dirs=self.pretrained_dirs, verbose=True)
         model.to(self.device).eval()
         self.timings[kind] = {"status": extra.get("_status"), "seconds": round(time.perf_counter() - t0, 2)}
         return extra
+
+    def cached(self, key: str, build):
+        """``build()`` once per workspace; later calls return the same object (models, data)."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key: expected a non-empty string, got {key!r}")
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
 
     # ------------------------------------------------------------------ data
     def mnist(self) -> Dataset:
@@ -106,6 +117,14 @@ class Workspace:
             x, y = x[:n], y[:n]
         return x, y
 
+    def train_subset(self, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A seeded, class-balanced subset of n training images (all of them when n is None or too big):
+        what a baseline trains on when its profile field ``*_train_size`` shrinks it."""
+        x, y = self.train_set()
+        if n is None or n >= x.shape[0]:
+            return x, y
+        return subset(x, y, n, seed=self.seed)
+
     def full_test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         ds = self.mnist()
         return to_float(ds.test_images), ds.test_labels
@@ -116,7 +135,7 @@ class Workspace:
         if "gan" not in self._cache:
             p = self.profile
             G, D = build_generator(p), build_discriminator(p)
-            cfg = self._config("generator", latent_dim=p.latent_dim, g_width=p.g_width, d_width=p.d_width,
+            cfg = self.checkpoint_config("generator", latent_dim=p.latent_dim, g_width=p.g_width, d_width=p.d_width,
                                epochs=p.gan_epochs, batch=p.gan_batch, lr=p.gan_lr, train_size=p.train_size)
             from .training import train_gan
 
@@ -125,7 +144,7 @@ class Workspace:
                 return train_gan(G, D, x, epochs=p.gan_epochs, batch_size=p.gan_batch, lr=p.gan_lr,
                                  seed=self.seed, device=self.device, progress=self.progress)
             # D is only needed to train G: it is stored next to G but not shipped
-            hist = self._load_or_train("generator", G, cfg, train)
+            hist = self.load_or_train("generator", G, cfg, train)
             self._cache["gan"] = (G, D, hist)
         return self._cache["gan"]
 
@@ -139,7 +158,7 @@ class Workspace:
             p = self.profile
             C = build_classifier(p)
             shift = int(p.clf_shift)
-            cfg = self._config("classifier", epochs=p.clf_epochs, batch=p.clf_batch, lr=p.clf_lr,
+            cfg = self.checkpoint_config("classifier", epochs=p.clf_epochs, batch=p.clf_batch, lr=p.clf_lr,
                                train_size=p.train_size, augment_shift=shift)
             from .training import train_classifier
 
@@ -148,7 +167,7 @@ class Workspace:
                 return train_classifier(C, x, y, epochs=p.clf_epochs, batch_size=p.clf_batch, lr=p.clf_lr,
                                         seed=self.seed, device=self.device, progress=self.progress,
                                         augment_shift=shift)
-            hist = self._load_or_train("classifier", C, cfg, train)
+            hist = self.load_or_train("classifier", C, cfg, train)
             self._cache["classifier"] = (C, hist)
         return self._cache["classifier"]
 
@@ -159,7 +178,7 @@ class Workspace:
             G, _ = self.generator()
             E = build_encoder(p)
             from .checkpoints import model_sha256
-            cfg = self._config("encoder", channels=p.enc_channels, same_blocks=p.enc_same_blocks,
+            cfg = self.checkpoint_config("encoder", channels=p.enc_channels, same_blocks=p.enc_same_blocks,
                                valid_blocks=p.enc_valid_blocks, latents=p.enc_latents, epochs=p.enc_epochs,
                                batch=p.enc_batch, lr=p.enc_lr, bf16=p.bf16, channels_last=p.channels_last,
                                generator_sha256=model_sha256(G))
@@ -169,7 +188,7 @@ class Workspace:
                 return train_encoder(E, G, n_latents=p.enc_latents, epochs=p.enc_epochs, batch_size=p.enc_batch,
                                      lr=p.enc_lr, seed=self.seed, device=self.device, progress=self.progress,
                                      bf16=p.bf16, channels_last=p.channels_last)
-            hist = self._load_or_train("encoder", E, cfg, train)
+            hist = self.load_or_train("encoder", E, cfg, train)
             self._cache["encoder"] = (E, hist)
         return self._cache["encoder"]
 

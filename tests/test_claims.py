@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from egan_lib import claims
-from egan_lib.evaluate import Examples, validate_results_json, wilson_interval
+from egan_lib.eval import claims
+from egan_lib.eval.results import Examples
+from egan_lib.eval.schema import validate_results_json
+from egan_lib.eval.stats import wilson_interval
 
 NAMES = ["Original", "EGAN", "DnCNN", "AutoEncoder", "APE-GAN", "PixelDefend", "Defense-GAN"]
 EPS = ["0.00", "0.25", "0.30", "0.50", "1.00"]

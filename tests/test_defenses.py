@@ -10,7 +10,7 @@ import torch
 from egan_lib.config import get_profile
 from egan_lib.defenses import (ALL_DEFENSES, EGAN, APEGANDefense, APEGANDiscriminator, APEGANGenerator,
                                AutoEncoderDefense, ConvAutoEncoder, DefenseGAN, DnCNN, DnCNNDefense,
-                               MaskedConv2d, Original, PixelCNN, PixelDefend, _pixeldefend_batch, bits_per_dim,
+                               MaskedConv2d, Original, PixelCNN, PixelDefend, pixeldefend_batch, bits_per_dim,
                                get_apegan, get_autoencoder, get_defenses, get_dncnn, get_pixelcnn, pixelcnn_nll,
                                train_apegan, train_autoencoder, train_dncnn, train_pixelcnn)
 from egan_lib.models import Classifier, Encoder, Generator
@@ -197,7 +197,7 @@ def test_incremental_purification_matches_the_full_network():
     m = PixelCNN(8, 2).eval()
     x = torch.rand(3, 1, 28, 28)
     with torch.inference_mode():
-        out, logits = _pixeldefend_batch(m, x, 0.1, return_logits=True)
+        out, logits = pixeldefend_batch(m, x, 0.1, return_logits=True)
         full = m(out)
     assert torch.allclose(logits, full, atol=1e-4)
     # and each pixel is the argmax of its window
@@ -370,7 +370,7 @@ def _synthetic_workspace(tmp_path):
     ds = Dataset("synthetic", u8(strokes(120, seed=20)), torch.arange(120) % 10, u8(strokes(20, seed=21)),
                  torch.arange(20) % 10, "test")
     ws = Workspace(prof, 0, torch.device("cpu"), None, tmp_path, progress=False)
-    ws._cache["mnist"] = ds
+    ws.cached("mnist", lambda: ds)
     return ws
 
 

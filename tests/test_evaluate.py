@@ -9,11 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-import egan_lib.evaluate as ev
+import egan_lib.eval.protocol as protocol_mod
+import egan_lib.eval.results as results_mod
 from egan_lib.attacks import accuracy as clf_accuracy
 from egan_lib.attacks import fgsm
-from egan_lib.evaluate import (Results, eps_key, evaluate, merge_results, read_results, select_results,
-                               validate_results_json, wilson_interval, write_results)
+from egan_lib.eval.protocol import evaluate
+from egan_lib.eval.results import Results, merge_results, read_results, select_results, write_results
+from egan_lib.eval.schema import validate_results_json
+from egan_lib.eval.stats import eps_key, wilson_interval
 
 EPS = [0.0, 0.25, 0.75, 1.0]
 
@@ -169,13 +172,13 @@ def test_identity_defense_equals_undefended_accuracy():
 
 def test_fgsm_computed_once_and_shared_by_every_method(monkeypatch):
     calls = []
-    real = ev.fgsm_grid
+    real = protocol_mod.fgsm_grid
 
     def counting(*a, **k):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(ev, "fgsm_grid", counting)
+    monkeypatch.setattr(protocol_mod, "fgsm_grid", counting)
     x, y = pattern_data()
     a, b = Identity("A"), Identity("B")
     evaluate(PatternClassifier(), [a, b], x, y, EPS, timing_batch=4, timing_repeats=1, timing_warmup=0)
@@ -384,11 +387,34 @@ def test_merge_results_one_entry_per_threat_model(valid_obj, tmp_path):
         select_results(merged2, "on-manifold")
 
 
-def test_git_commit_never_fails(tmp_path):
-    c = ev.git_commit()
-    assert c == "unknown" or (c.isalnum() and 4 <= len(c) <= 40)
-    assert ev.git_commit(cwd=tmp_path) == "unknown"  # not a repository
-    assert ev.git_commit(cwd=tmp_path / "missing") == "unknown"
+def test_git_commit_never_fails(tmp_path, monkeypatch):
+    monkeypatch.delenv(results_mod.GIT_COMMIT_ENV, raising=False)
+    c = results_mod.git_commit()
+    base = c.removesuffix("-dirty")
+    assert c == "unknown" or (base.isalnum() and 4 <= len(base) <= 40)
+    assert results_mod.git_commit(cwd=tmp_path) == "unknown"  # not a repository
+    assert results_mod.git_commit(cwd=tmp_path / "missing") == "unknown"
+
+
+def test_git_commit_is_the_pipeline_stamp_when_set(monkeypatch):
+    # one stamp per run: the pipeline sets it once, so the results file and the notebooks agree
+    monkeypatch.setenv(results_mod.GIT_COMMIT_ENV, "abc1234-dirty")
+    assert results_mod.git_commit() == "abc1234-dirty"
+
+
+def test_git_commit_marks_changed_sources_dirty(tmp_path, monkeypatch):
+    import subprocess
+    monkeypatch.delenv(results_mod.GIT_COMMIT_ENV, raising=False)
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    run("init", "-q"); (tmp_path / "egan_lib").mkdir(); (tmp_path / "egan_lib" / "m.py").write_text("a = 1\n")
+    (tmp_path / "book").mkdir(); (tmp_path / "book" / "out.txt").write_text("x\n")
+    run("add", "."); run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    clean = results_mod.git_commit(cwd=tmp_path)
+    assert len(clean) >= 4 and not clean.endswith("-dirty")
+    (tmp_path / "book" / "out.txt").write_text("y\n")           # outputs do not make it dirty
+    assert results_mod.git_commit(cwd=tmp_path) == clean
+    (tmp_path / "egan_lib" / "m.py").write_text("a = 2\n")      # the library does
+    assert results_mod.git_commit(cwd=tmp_path) == clean + "-dirty"
 
 
 def test_table_lists_every_method_and_eps():

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from egan_lib import plots, slider  # noqa: E402
-from egan_lib.evaluate import evaluate  # noqa: E402
+from egan_lib.eval.protocol import evaluate  # noqa: E402
 from test_evaluate import Identity, PatternClassifier, Zeros, pattern_data  # noqa: E402
 
 EPS = [0.0, 0.25, 0.5, 0.75]

@@ -9,7 +9,7 @@ import torch
 
 import egan_lib as el
 from egan_lib.attacks import fgsm, predict
-from egan_lib.evaluate import read_results, select_results
+from egan_lib.eval.results import read_results, select_results
 from egan_lib.workflow import SHIPPED_WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent

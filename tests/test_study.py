@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from egan_lib import study
-from egan_lib.evaluate import validate_results_json
+from egan_lib.eval import study
+from egan_lib.eval.schema import validate_results_json
 
 
 class Identity:

@@ -4,7 +4,7 @@ Registered in _config.yml (``sphinx: local_extensions: egan_results: book/_ext``
 
 ``results-table`` (directive)
     The accuracy table of a results file (``book/results/<dataset>-<profile>.json``, the SPEC schema
-    written by ``egan_lib.evaluate.write_results``)::
+    written by ``egan_lib.eval.results.write_results``)::
 
         ```{results-table}
         :eps: 0.00 0.30 0.50
@@ -60,10 +60,8 @@ __version__ = "1.0"
 
 logger = logging.getLogger(__name__)
 
-#: the paper's order of the methods (any other name in a file is shown after these)
-METHOD_ORDER = ("Original", "EGAN", "DnCNN", "AutoEncoder", "APE-GAN", "PixelDefend", "Defense-GAN")
-REQUIRED_KEYS = ("dataset", "profile", "device", "n_test", "threat_model", "git_commit", "methods")
-EPS_KEY_RE = re.compile(r"^[0-9]\.[0-9]{2}$")
+from egan_lib.defenses import ALL_DEFENSES as METHOD_ORDER  # noqa: E402  (the paper's order of the methods)
+from egan_lib.eval.schema import validate_results_json  # noqa: E402  (the one schema check)
 
 
 class ResultsError(Exception):
@@ -72,26 +70,11 @@ class ResultsError(Exception):
 
 # ------------------------------------------------------------------------------------------ reading
 def _check_entry(obj, where: str) -> None:
-    if not isinstance(obj, dict):
-        raise ResultsError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    missing = [k for k in REQUIRED_KEYS if k not in obj]
-    if missing:
-        raise ResultsError(f"{where}: missing key(s) {missing} (required: {list(REQUIRED_KEYS)})")
-    if not isinstance(obj["methods"], dict) or not obj["methods"]:
-        raise ResultsError(f"{where}: 'methods' must be a non-empty object")
-    for name, m in obj["methods"].items():
-        for k in ("accuracy", "ci95", "seconds_per_image"):
-            if not isinstance(m, dict) or k not in m:
-                raise ResultsError(f"{where}: methods[{name!r}] lacks {k!r}")
-        for key, a in m["accuracy"].items():
-            if not EPS_KEY_RE.match(key):
-                raise ResultsError(f"{where}: methods[{name!r}]: eps key {key!r} is not written like '0.30'")
-            ci = m["ci95"].get(key)
-            ok = (isinstance(a, (int, float)) and math.isfinite(a) and 0 <= a <= 1 and isinstance(ci, list)
-                  and len(ci) == 2 and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in ci))
-            if not ok:
-                raise ResultsError(f"{where}: methods[{name!r}] at eps {key}: accuracy {a!r} / ci95 {ci!r} "
-                                   "are not fractions in [0, 1]")
+    """The library's schema check (egan_lib.eval.schema), reported as a ResultsError."""
+    try:
+        validate_results_json(obj)
+    except ValueError as e:
+        raise ResultsError(f"{where}: {e}") from None
 
 
 def read_results(path: Path, threat_model: str = "oblivious") -> dict:

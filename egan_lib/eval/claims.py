@@ -1,6 +1,6 @@
 """The paper's claims, checked against our numbers: "the paper says / we measured / verdict".
 
-Each check reads a results object (the SPEC JSON schema, see ``egan_lib.evaluate``) and returns a
+Each check reads a results object (the results schema, ``egan_lib.eval.schema``) and returns a
 row whose verdict follows from the measured accuracies and their 95% Wilson intervals, whichever
 way they fall. "Significantly" always means: the two 95% intervals do not overlap (a conservative
 test; overlapping intervals are reported as a tie).
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import torch
 
+from .schema import validate_one_result
+
 SUPPORTED, PARTLY, NOT_SUPPORTED, CONTRADICTED = "supported", "partly supported", "not supported", "contradicted"
 
 
 def _method(obj: dict, name: str) -> dict:
     if not isinstance(obj, dict) or "methods" not in obj:
-        raise ValueError("results: expected a results object with a 'methods' key (see egan_lib.evaluate)")
+        raise ValueError("results: expected a results object with a 'methods' key (see egan_lib.eval.schema)")
+    validate_one_result(obj)      # accuracies in [0, 1], intervals, eps keys: no verdict on a broken file
     if name not in obj["methods"]:
         raise ValueError(f"results: method {name!r} missing; have {sorted(obj['methods'])}")
     return obj["methods"][name]

@@ -17,19 +17,12 @@ import time
 
 import torch
 
+from .._validate import check_eps_list, check_images, check_labels, check_positive_int
+from ..attacks.onmanifold import on_manifold_attack
+from ..defenses import EXPENSIVE
 from . import adaptive
-from ._validate import check_images, check_labels, check_positive_int
-
-EXPENSIVE = ("PixelDefend", "Defense-GAN")
-
-
-def _eps_list(eps_values) -> list[float]:
-    if isinstance(eps_values, (int, float)) or len(eps_values) == 0:
-        raise ValueError(f"eps_values: expected a non-empty list, got {eps_values!r}")
-    out = [float(e) for e in eps_values]
-    if any(e < 0 or e > 1 for e in out):
-        raise ValueError(f"eps_values: every eps must lie in [0, 1], got {out}")
-    return out
+from .results import combine_eps, to_method_entry
+from .schema import validate_results_json
 
 
 def adaptive_study(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, eps_values, *,
@@ -39,12 +32,12 @@ def adaptive_study(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor,
     """Run oblivious PGD, white-box/BPDA PGD and (for EGAN) the on-manifold attack.
 
     Returns {"results": {threat_model: {method: result dict}}, "seconds": {label: wall seconds},
-    "settings": {...}}; result dicts are those of ``egan_lib.adaptive`` (accuracy, ci95, n per eps).
+    "settings": {...}}; result dicts are those of ``egan_lib.eval.adaptive`` (accuracy, ci95, n per eps).
     """
     x = check_images(x); y = check_labels(y, n=len(x))
     if not isinstance(defenses, dict) or not defenses:
         raise ValueError("defenses: expected a non-empty {name: defense} dict")
-    eps_values = _eps_list(eps_values)
+    eps_values = check_eps_list(eps_values, sorted_unique=False)
     n_main = min(check_positive_int(n_main, "n_main"), len(y))
     n_expensive = min(check_positive_int(n_expensive, "n_expensive"), n_main)
     steps = check_positive_int(steps, "steps"); steps_expensive = check_positive_int(steps_expensive, "steps_expensive")
@@ -84,10 +77,10 @@ def adaptive_study(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor,
 
     # 3. on-manifold attack on EGAN
     if generator is not None and encoder is not None and "EGAN" in defenses:
-        rs = [timed(f"on-manifold eps {e}", lambda e=e: adaptive.on_manifold_attack(
+        rs = [timed(f"on-manifold eps {e}", lambda e=e: on_manifold_attack(
             generator, encoder, classifier, xm, ym, e, steps=on_manifold_steps, restarts=on_manifold_restarts,
             seed=seed, defense=defenses["EGAN"], progress=progress)) for e in eps_values]
-        r = adaptive.combine_eps(*rs)
+        r = combine_eps(*rs)
         r["success_rate"] = {e: float(ri["success_rate"]) for e, ri in zip(eps_values, rs)}
         r["feasible_rate"] = {e: float(ri["feasible_rate"]) for e, ri in zip(eps_values, rs)}
         out["results"]["on-manifold"] = {"EGAN": r}
@@ -96,11 +89,10 @@ def adaptive_study(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor,
 
 def study_entries(study: dict, *, dataset: str, profile: str, device: str, git_commit: str,
                   seconds_per_image: dict, extra: dict | None = None) -> list[dict]:
-    """One results-JSON entry per threat model (``egan_lib.evaluate`` schema), for a list file."""
-    from .evaluate import validate_results_json
+    """One results-JSON entry per threat model (``egan_lib.eval.schema``), for a list file."""
     entries = []
     for tm, per_method in study["results"].items():
-        methods = {name: adaptive.to_method_entry(r, float(seconds_per_image.get(name, float("nan"))))
+        methods = {name: to_method_entry(r, float(seconds_per_image.get(name, float("nan"))))
                    for name, r in per_method.items()}
         for name, m in methods.items():
             if m["seconds_per_image"] != m["seconds_per_image"]:       # NaN: unknown time

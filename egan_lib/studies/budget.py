@@ -38,9 +38,9 @@ from ..attacks import fgsm_grid, predict
 from ..checkpoints import load_checkpoint, model_sha256
 from ..config import describe_runtime, get_profile, native_bf16
 from ..data import load_mnist, subset, to_float
-from ..evaluate import wilson_interval
+from ..eval.stats import wilson_interval
 from ..models import build_classifier, build_discriminator, build_encoder, build_generator
-from ..training import _seeded_generator, gan_step, generate, reconstruction_loss, train_encoder
+from ..training import adversarial_step, generate, reconstruction_loss, seeded_generator, train_encoder
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
 
@@ -101,7 +101,7 @@ def gan_stage(args, res, out: Path, x_train, C, x_test, y_test) -> None:
     G, D = build_generator(p), build_discriminator(p)
     opt_g = torch.optim.Adam(G.parameters(), lr=p.gan_lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=p.gan_lr, betas=(0.5, 0.999))
-    g = _seeded_generator(args.seed)
+    g = seeded_generator(args.seed)
     epoch = 0
     if state_path.exists():
         st = torch.load(state_path, weights_only=False)
@@ -118,7 +118,7 @@ def gan_stage(args, res, out: Path, x_train, C, x_test, y_test) -> None:
         for b in range(n // bs):
             real = x_train[perm[b * bs:(b + 1) * bs]]
             z = torch.randn(len(real), G.latent_dim, generator=g)
-            gan_step(G, D, opt_g, opt_d, real, z)
+            adversarial_step(G, D, opt_g, opt_d, real, z)
         epoch += 1
         G.eval(); D.eval()
         _save(state_path, {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
@@ -164,7 +164,7 @@ class _Stream:
     """The encoder's data order: one shuffle of the T latents per epoch, resumable."""
 
     def __init__(self, T: int, seed: int):
-        self.g = _seeded_generator(seed)
+        self.g = seeded_generator(seed)
         self.T, self.pos, self.perm = T, T, None
 
     def next(self, bs: int) -> torch.Tensor:

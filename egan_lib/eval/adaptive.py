@@ -1,0 +1,212 @@
+"""Accuracy under attacks that know the defense (chapter 07, "beyond the paper"), and the checks an
+evaluation owes its reader.
+
+The paper evaluates every defense in the *oblivious* (gray-box) threat model: FGSM's gradient is
+taken through the classifier C alone and the defense then purifies that fixed x_adv. A defense that
+only works because the attacker ignores it is not a defense (Athalye, Carlini & Wagner, ICML 2018;
+Carlini et al., "On Evaluating Adversarial Robustness", 2019).
+
+``whitebox_accuracy``   PGD/FGSM through C(purify(x)): "adaptive-pgd", or "adaptive-bpda" for a
+                        non-differentiable purifier.
+``oblivious_pgd``       PGD through C alone, then every defense purifies the same x_adv.
+``convergence_check``   does doubling steps or restarts still lower the accuracy?
+``guessing_bound_demo`` why no defense beats guessing at eps >= 0.5.
+
+The accuracy reported is always measured on the *deployed* pipeline, C(defense.purify(x_adv)),
+never on the attacker's own forward pass; for a randomised defense this is a fresh draw.
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from .._validate import (check_callable, check_eps, check_eps_list, check_images, check_labels,
+                         check_positive_float, check_positive_int)
+from ..attacks.base import THREAT_OBLIVIOUS_PGD, check_defense, predict, purify_batched
+from ..attacks.bpda import through
+from ..attacks.fgsm import fgsm_through
+from ..attacks.pgd import pgd
+from ..torch_utils import plain
+from .stats import accuracy_summary
+
+
+def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps_values, *, attack: str = "pgd",
+                      steps: int = 40, restarts: int = 1, step_size: float | None = None, random_start: bool = True,
+                      seed: int = 0, bpda="auto", loss: str = "ce", batch_size: int = 256, device=None,
+                      return_adv: bool = False, progress: bool = False) -> dict:
+    """Accuracy of the defended classifier under an attack that goes *through* the defense.
+
+    Threat model: white-box. The attacker knows the weights of the purifier and of C and attacks
+    x -> C(purify(x)) (:func:`through`): exact gradients for a differentiable defense
+    ("adaptive-pgd"; EGAN: through C(G(E(x)))), BPDA for a non-differentiable one ("adaptive-bpda").
+    ``attack``: "pgd" (Madry et al. 2018; ``steps``, ``restarts``, ``step_size``) or "fgsm"
+    ("adaptive-fgsm" / "adaptive-bpda-fgsm").
+
+    Evaluation: for each eps, accuracy = mean(argmax C(defense.purify(x_adv)) == y) on all n images,
+    with its Wilson 95% interval. Returns ``{"threat_model", "accuracy": {eps: float},
+    "ci95": {eps: [lo, hi]}, "n", "defense", "attack": {...}}`` (+ ``"adv": {eps: x_adv}``).
+    """
+    check_defense(defense)
+    x = check_images(x)
+    y = plain(check_labels(y, n=x.shape[0]))
+    x = plain(x)
+    eps_values = check_eps_list(eps_values, sorted_unique=False)
+    if attack not in ("pgd", "fgsm"):
+        raise ValueError(f"attack: expected 'pgd' or 'fgsm', got {attack!r}")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    fn = through(defense, classifier, bpda=bpda)
+    tm = fn.threat_model if attack == "pgd" else ("adaptive-bpda-fgsm" if fn.uses_bpda else "adaptive-fgsm")
+    correct, adv = {}, {}
+    from tqdm.auto import tqdm
+    for e in tqdm(eps_values, desc=f"{attack} through {fn.name}", disable=not progress, leave=False):
+        if attack == "pgd":
+            xa = pgd(fn, x, y, e, steps=steps, step_size=step_size, random_start=random_start, restarts=restarts,
+                     seed=seed, batch_size=batch_size, device=device, loss=loss)
+        else:
+            xa = fgsm_through(fn, x, y, e, batch_size=batch_size, device=device, loss=loss)
+        pred = predict(classifier, purify_batched(defense, xa, batch_size), batch_size=batch_size, device=device)
+        correct[e] = pred == y.cpu()
+        if return_adv:
+            adv[e] = xa
+    params = {"attack": attack, "loss": loss, "bpda": fn.uses_bpda, "batch_size": batch_size}
+    if attack == "pgd":
+        params.update(steps=steps, restarts=restarts, random_start=random_start, seed=seed,
+                      step_size=("2.5*eps/steps" if step_size is None else float(step_size)))
+    res = accuracy_summary(correct, tm, defense=fn.name, attack=params)
+    if return_adv:
+        res["adv"] = adv
+    return res
+
+
+def oblivious_pgd(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps_values, *, steps: int = 40,
+                  restarts: int = 1, step_size: float | None = None, random_start: bool = True, seed: int = 0,
+                  loss: str = "ce", batch_size: int = 256, device=None, return_adv: bool = False,
+                  progress: bool = False):
+    """PGD through the classifier alone, then purify: the paper's oblivious (gray-box) threat model
+    with PGD (Madry et al. 2018) instead of FGSM (threat model "oblivious-pgd").
+
+    x_adv is computed once per eps from C's gradient and every defense purifies the same x_adv.
+    ``defense``: one Defense-like object -> one result dict (as :func:`whitebox_accuracy`); a list
+    or dict of them -> {name: result}, all on the same x_adv.
+    """
+    single = not isinstance(defense, (list, tuple, dict))
+    defenses = [defense] if single else list(defense.values() if isinstance(defense, dict) else defense)
+    if not defenses:
+        raise ValueError("defense: empty list; expected at least one defense")
+    for i, d in enumerate(defenses):
+        check_defense(d, f"defense[{i}]" if not single else "defense")
+    names = [getattr(d, "name", type(d).__name__) for d in defenses]
+    if len(set(names)) != len(names):
+        raise ValueError(f"defense: duplicate names {names}")
+    check_callable(classifier, "classifier")
+    x = check_images(x)
+    y = plain(check_labels(y, n=x.shape[0]))
+    x = plain(x)
+    eps_values = check_eps_list(eps_values, sorted_unique=False)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    correct = {nm: {} for nm in names}
+    adv = {}
+    from tqdm.auto import tqdm
+    for e in tqdm(eps_values, desc="oblivious PGD", disable=not progress, leave=False):
+        xa = pgd(classifier, x, y, e, steps=steps, step_size=step_size, random_start=random_start, restarts=restarts,
+                 seed=seed, batch_size=batch_size, device=device, loss=loss)
+        adv[e] = xa
+        for nm, d in zip(names, defenses):
+            correct[nm][e] = predict(classifier, purify_batched(d, xa, batch_size), batch_size=batch_size, device=device) == y.cpu()
+    params = {"attack": "pgd", "loss": loss, "steps": steps, "restarts": restarts, "random_start": random_start,
+              "seed": seed, "step_size": "2.5*eps/steps" if step_size is None else float(step_size),
+              "gradient": "classifier alone"}
+    out = {}
+    for nm in names:
+        out[nm] = accuracy_summary(correct[nm], THREAT_OBLIVIOUS_PGD, defense=nm, attack=dict(params))
+        if return_adv:
+            out[nm]["adv"] = adv
+    return out[names[0]] if single else out
+
+
+def convergence_check(fn_accuracy, base_steps: int, base_restarts: int, *, tolerance: float = 0.01) -> dict:
+    """Is the attack converged? Run ``fn_accuracy(steps, restarts)`` at (steps, restarts),
+    (2 * steps, restarts) and (steps, 2 * restarts) and compare (Carlini et al. 2019, "On Evaluating
+    Adversarial Robustness": an evaluation must show that more iterations / restarts do not help).
+
+    ``fn_accuracy`` returns an accuracy (float in [0, 1]), a dict {eps: accuracy}, or a result dict
+    with an "accuracy" entry. Deltas are base - doubled (positive: the stronger attack lowered the
+    accuracy). Converged when every |delta| < ``tolerance`` (default 0.01 = one percentage point).
+    """
+    check_callable(fn_accuracy, "fn_accuracy")
+    base_steps = check_positive_int(base_steps, "base_steps")
+    base_restarts = check_positive_int(base_restarts, "base_restarts")
+    tolerance = check_positive_float(tolerance, "tolerance")
+
+    def acc(steps, restarts):
+        a = fn_accuracy(steps, restarts)
+        if isinstance(a, dict) and "accuracy" in a:
+            a = a["accuracy"]
+        if isinstance(a, dict):
+            if not a:
+                raise ValueError("fn_accuracy: returned an empty {eps: accuracy} dict")
+            return {k: float(v) for k, v in a.items()}
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0.0 <= float(a) <= 1.0:
+            raise ValueError(f"fn_accuracy: expected an accuracy in [0, 1] or a dict of them, got {a!r}")
+        return float(a)
+
+    base = acc(base_steps, base_restarts)
+    ds = acc(2 * base_steps, base_restarts)
+    dr = acc(base_steps, 2 * base_restarts)
+
+    def delta(a, b):
+        if isinstance(a, dict):
+            if not isinstance(b, dict) or set(a) != set(b):
+                raise ValueError("fn_accuracy: the runs returned different eps keys")
+            return {k: a[k] - b[k] for k in a}
+        return a - b
+
+    d_steps, d_restarts = delta(base, ds), delta(base, dr)
+    flat = [abs(v) for d in (d_steps, d_restarts) for v in (d.values() if isinstance(d, dict) else [d])]
+    worst = max(flat)
+    converged = worst < tolerance
+    msg = (f"converged: doubling steps ({base_steps} -> {2 * base_steps}) or restarts ({base_restarts} -> "
+           f"{2 * base_restarts}) changes accuracy by at most {100 * worst:.2f} points (< {100 * tolerance:g})"
+           if converged else
+           f"NOT converged: doubling steps ({base_steps} -> {2 * base_steps}) or restarts ({base_restarts} -> "
+           f"{2 * base_restarts}) changes accuracy by up to {100 * worst:.2f} points (>= {100 * tolerance:g}); "
+           "the reported accuracy is only an upper bound - run the stronger attack")
+    return {"base": base, "double_steps": ds, "double_restarts": dr, "delta_steps": d_steps,
+            "delta_restarts": d_restarts, "max_abs_delta": worst, "tolerance": tolerance,
+            "converged": converged, "message": msg, "base_steps": base_steps, "base_restarts": base_restarts}
+
+
+def guessing_bound_demo(x: torch.Tensor, y: torch.Tensor, eps: float = 0.5, *, classifier=None, defense=None,
+                        num_classes: int = 10, batch_size: int = 256, device=None) -> dict:
+    """Why no defense can exceed guessing at eps >= 0.5 (L-inf, pixels in [0, 1]).
+
+    Every pixel value v in [0, 1] satisfies |v - 0.5| <= 0.5, so *every* image lies within
+    L-inf distance 0.5 of the constant gray image g = 0.5. An attacker with eps >= 0.5 can submit
+    g for every input, whatever its class. Any (deterministic) defended classifier maps g to one
+    class c, so its accuracy is the frequency of c among the labels: at most the largest class
+    frequency (MNIST test set: digit 1, 1135 / 10000 = 11.35%). A randomised defense does no better
+    in expectation. This holds in every threat model (even a black-box attacker who knows nothing).
+
+    Returns {"gray": (1, 1, 28, 28) tensor of 0.5, "x_adv": g for every image (N, 1, 28, 28),
+    "max_linf": max_i ||x_i - g||_inf (<= 0.5), "bound": max class frequency, "majority_class",
+    "class_frequency": list, "eps"}; with a ``classifier`` (and optionally a ``defense``):
+    "predicted_class" of (purified) g and "accuracy" = the accuracy the attack leaves (<= bound).
+    """
+    x = check_images(x)
+    num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
+    y = check_labels(y, n=x.shape[0], num_classes=num_classes)
+    eps = check_eps(eps)
+    if eps < 0.5:
+        raise ValueError(f"eps: the guessing bound needs eps >= 0.5 (then every pixel can reach 0.5), got {eps}")
+    gray = torch.full((1, 1, 28, 28), 0.5, dtype=x.dtype)
+    freq = torch.bincount(y.cpu(), minlength=num_classes).float() / y.numel()
+    res = {"gray": gray, "x_adv": gray.expand_as(x).clone(), "max_linf": float((x.detach().cpu() - 0.5).abs().max()),
+           "bound": float(freq.max()), "majority_class": int(freq.argmax()), "class_frequency": freq.tolist(),
+           "eps": eps}
+    if classifier is not None:
+        g = purify_batched(defense, gray, 1) if defense is not None else gray
+        c = int(predict(classifier, g.float(), batch_size=batch_size, device=device)[0])
+        res["predicted_class"] = c
+        res["accuracy"] = float(freq[c])
+    return res
