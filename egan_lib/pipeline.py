@@ -4,8 +4,14 @@ Runs the source notebooks of ``notebooks/`` in order with papermill (kernel ``py
 executed copies to ``--out`` (default ``book/``) and stamps each with the profile, device, seed,
 wall time, git commit and library versions, in its metadata (``metadata.egan``) and in a short
 note at its top. A notebook is written to a temporary file and moved into place only when it ran
-through, so a failing run never replaces a good executed notebook. Models are load-or-train, so a
-rerun of the same profile reuses the checkpoints under ``--artifacts``.
+through, so a failing run never replaces a good executed notebook; a chapter that fails or whose
+cell runs past ``--cell-timeout`` is kept, partly executed, as ``<out>/NN_name.failed.ipynb`` and
+reported in one line naming the chapter and the cell. Models are load-or-train, so a rerun of the
+same profile reuses the checkpoints under ``--artifacts``.
+
+Every argument is checked before any chapter runs (the profile, the seed, the device, the chapters,
+a positive --cell-timeout, and that --out, --artifacts and --results-dir are writable folders):
+a bad one is answered with one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -28,7 +34,52 @@ CHAPTERS = ("01_data", "02_gan", "03_encoder", "04_attack", "05_baselines", "06_
 
 
 class PipelineError(RuntimeError):
-    pass
+    """A chapter failed: the message is one line naming the chapter, the cell and the error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but every error is one line on stderr (no usage block) with exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())} (see --help)\n")
+
+
+def _positive_seconds(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds > 0, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds > 0, got {text!r}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    from ._validate import check_seed
+    try:
+        return check_seed(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("seed: ")) from None
+
+
+def writable_folder(path) -> Path:
+    """``path`` as an absolute folder that exists (made if needed) and takes a new file; raises OSError."""
+    p = Path(path).expanduser().resolve()
+    p.mkdir(parents=True, exist_ok=True)
+    if not p.is_dir():
+        raise NotADirectoryError(f"{p} is not a folder")
+    with tempfile.TemporaryFile(dir=p):
+        pass
+    return p
+
+
+def _first_line(text) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0].strip() if lines else ""
 
 
 def git_commit(root: Path = ROOT) -> str:
@@ -104,37 +155,71 @@ def stamp(path: Path, info: dict) -> None:
     nbformat.write(nb, path)
 
 
+def _last_started_cell(path: Path) -> tuple[int | None, int | None]:
+    """(index, execution count) of the last cell papermill started in a partly executed notebook."""
+    try:
+        import nbformat
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # noqa: BLE001 - an unreadable partial notebook: no cell to name
+        return None, None
+    last = (None, None)
+    for i, c in enumerate(nb.cells):
+        if c.get("metadata", {}).get("papermill", {}).get("start_time"):
+            last = (i, c.get("execution_count"))
+    return last
+
+
 def run_chapter(name: str, out_dir: Path, params: dict, *, notebooks: Path = NOTEBOOKS,
                 cell_timeout: int | None = None) -> float:
-    """Execute one chapter; returns its wall time. Raises PipelineError naming the failing cell."""
+    """Execute one chapter; returns its wall time. Raises PipelineError (one line) naming the failing or
+    timed-out cell; the partly executed notebook is kept as ``<out_dir>/<name>.failed.ipynb``."""
     import papermill as pm
+    from ._atomic import set_default_mode
     src = notebooks / f"{name}.ipynb"
     dst = out_dir / f"{name}.ipynb"
+    failed = out_dir / f"{name}.failed.ipynb"
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{name}.", dir=out_dir)
     os.close(fd)
+    set_default_mode(tmp)            # mkstemp's 0600 -> the mode any new file of this process gets
+
+    def keep_partial() -> Path:
+        os.replace(tmp, failed)
+        return failed
+
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(src), tmp, parameters=params, kernel_name="python3", progress_bar=False,
                             log_output=False, cwd=str(notebooks), execution_timeout=cell_timeout)
     except pm.PapermillExecutionError as e:
-        failed = out_dir / f"{name}.failed.ipynb"
-        os.replace(tmp, failed)
+        keep_partial()
         raise PipelineError(f"{name}.ipynb failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                            f"{e.ename}: {e.evalue}\n  the partly executed notebook is at {failed}") from None
+                            f"{e.ename}: {_first_line(e.evalue)}; the partly executed notebook is at {failed}") from None
+    except Exception as e:  # noqa: BLE001 - nbclient's CellTimeoutError, DeadKernelError, ...
+        if os.path.getsize(tmp) == 0:      # nothing was executed (no kernel, unreadable source)
+            Path(tmp).unlink(missing_ok=True)
+            raise PipelineError(f"{name}.ipynb could not be executed: {type(e).__name__}: {_first_line(e)}") from None
+        keep_partial()
+        index, count = _last_started_cell(failed)
+        cell = f"cell {index} (execution count {count})" if index is not None else "a cell"
+        if isinstance(e, TimeoutError):
+            what = f"{cell} timed out after {cell_timeout} s (--cell-timeout)"
+        else:
+            what = f"{cell} failed: {type(e).__name__}: {_first_line(e)}"
+        raise PipelineError(f"{name}.ipynb: {what}; the partly executed notebook is at {failed}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - t0
     os.replace(tmp, dst)
-    (out_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)
+    failed.unlink(missing_ok=True)
     return seconds
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m egan_lib.pipeline", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(prog="python -m egan_lib.pipeline", description=__doc__,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="cpu", help="smoke | cpu | paper")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=_seed, default=0, help="a non-negative integer (default 0)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     ap.add_argument("--out", default=str(ROOT / "book"), help="folder for the executed notebooks")
     ap.add_argument("--artifacts", default=str(ROOT / "artifacts"), help="folder for checkpoints and caches")
@@ -145,25 +230,44 @@ def main(argv=None) -> int:
     ap.add_argument("--retrain", action="store_true",
                     help="train every model from scratch, once: the profile's old checkpoints are moved aside "
                          "(<artifacts>/checkpoints/<profile>.before-retrain-<time>) and the shipped weights are not used")
-    ap.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: none)")
+    ap.add_argument("--cell-timeout", type=_positive_seconds, default=None,
+                    help="seconds per cell, > 0 (default: none); a cell that runs longer fails its chapter")
     ap.add_argument("--list", action="store_true", help="list the chapters and exit")
     a = ap.parse_args(argv)
 
+    # every argument is checked here, before any chapter runs (a bad one: one line, exit status 2)
     from .config import device as pick_device, get_profile
-    get_profile(a.profile)                       # fail early on a bad name
+    try:
+        get_profile(a.profile)
+    except (TypeError, ValueError) as e:
+        ap.error(f"argument --profile: {e}")
     chapters = available_chapters()
     if a.list:
         print("\n".join(chapters))
         return 0
+    if not chapters:
+        ap.error(f"no chapter notebooks in {NOTEBOOKS}")
     try:
         todo = select(chapters, a.only, a.start)
     except ValueError as e:
         ap.error(str(e))
-    out = Path(a.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    art = Path(a.artifacts).resolve()
-    results = Path(a.results_dir).resolve() if a.results_dir else out / "results"
-    dev = str(pick_device(a.device))
+    try:
+        dev = str(pick_device(a.device))
+    except (TypeError, ValueError) as e:
+        ap.error(f"argument --device: {str(e).removeprefix('device: ')}")
+    folders = {}
+    for flag, path in (("--out", a.out), ("--artifacts", a.artifacts),
+                       ("--results-dir", a.results_dir or Path(a.out) / "results")):
+        try:
+            folders[flag] = writable_folder(path)
+        except OSError as e:
+            ap.error(f"argument {flag}: {path} is not a writable folder ({e.strerror or e})")
+    if a.data_dir is not None:
+        try:
+            Path(a.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            ap.error(f"argument --data-dir: {a.data_dir} is not a folder ({e.strerror or e})")
+    out, art, results = folders["--out"], folders["--artifacts"], folders["--results-dir"]
     if a.retrain:
         from .workflow import start_from_scratch
         moved = start_from_scratch(art, a.profile)
