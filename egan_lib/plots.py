@@ -9,7 +9,6 @@ Axes carry units, and every accuracy states the number of images n and the threa
 """
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
@@ -122,44 +121,65 @@ def plot_time_vs_accuracy(results, eps: float = 0.5, ax=None, methods=None, *, t
     return fig
 
 
-def _to_numpy_images(images, name="images") -> np.ndarray:
-    """(N, 1, 28, 28) / (N, 28, 28) tensor or array in [0, 1] -> float array (N, H, W)."""
-    if isinstance(images, torch.Tensor):
-        arr = images.detach().float().cpu().numpy()
-    elif isinstance(images, np.ndarray):
-        arr = images.astype(np.float32, copy=False)
-    else:
+def _to_float_images(images, name="images") -> torch.Tensor:
+    """Images to draw -> a float32 CPU tensor (N, 1, H, W) in [0, 1].
+
+    (N, 1, H, W) or (N, H, W) tensors or arrays: floating ones (any dtype) are clipped to [0, 1];
+    uint8 ones (0..255) are rescaled as everywhere else in the library, by ``egan_lib.data.to_float``
+    (divided by 255, not clipped to two grey levels); bool ones are 0 / 1. Other integer dtypes are
+    refused (TypeError): 0..255 or 0..1? convert them yourself."""
+    from .data import to_float
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name}: expected a tensor or array of images (N, 1, 28, 28), got {type(images).__name__}")
-    if arr.ndim == 4 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 3 or arr.shape[0] == 0:
-        raise ValueError(f"{name}: expected shape (N, 1, H, W) or (N, H, W) with N >= 1, got {tuple(arr.shape)}")
-    if not np.isfinite(arr).all():
+    t = images.detach().cpu()
+    if t.dim() == 3:
+        t = t.unsqueeze(1)
+    if t.dim() != 4 or t.shape[1] != 1 or t.shape[0] == 0:
+        raise ValueError(f"{name}: expected shape (N, 1, H, W) or (N, H, W) with N >= 1, got {tuple(images.shape)}")
+    if t.dtype == torch.uint8:
+        return to_float(t) if tuple(t.shape[2:]) == (28, 28) else t.float().div_(255.0)
+    if t.dtype == torch.bool:
+        return t.float()
+    if not t.is_floating_point():
+        raise TypeError(f"{name}: expected float images in [0, 1] or uint8 images in 0..255, got dtype {t.dtype}")
+    t = t.float()
+    if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name}: contains NaN or inf")
-    return np.clip(arr, 0.0, 1.0)
+    return t.clamp(0.0, 1.0)
+
+
+def _to_numpy_images(images, name="images") -> np.ndarray:
+    """(N, 1, H, W) / (N, H, W) tensor or array (float in [0, 1], or uint8) -> float32 array (N, H, W) in [0, 1]."""
+    return _to_float_images(images, name)[:, 0].numpy()
+
+
+def _grid(t: torch.Tensor, nrow: int, padding: int, pad_value: float) -> np.ndarray:
+    """torchvision.utils.make_grid of (N, 1, H, W) as one (H', W') array; one image is padded too
+    (make_grid returns a single image as it is)."""
+    from torchvision.utils import make_grid
+    if t.shape[0] == 1:
+        return torch.nn.functional.pad(t[0, 0], (padding,) * 4, value=float(pad_value)).numpy()
+    return make_grid(t, nrow=nrow, padding=padding, pad_value=float(pad_value))[0].numpy()
 
 
 def tile_images(images, nrow: int, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
-    """One (H, W) array of the images in rows of ``nrow`` (torchvision's make_grid convention)."""
-    arr = _to_numpy_images(images)
+    """One (H, W) array of the images in rows of ``nrow``: ``torchvision.utils.make_grid``, one channel.
+    uint8 images are rescaled with ``egan_lib.data.to_float``; float ones are clipped to [0, 1]."""
+    t = _to_float_images(images)
     if isinstance(nrow, bool) or not isinstance(nrow, numbers.Integral) or nrow < 1:
         raise ValueError(f"nrow: expected an integer >= 1 (images per row), got {nrow!r}")
-    n, h, w = arr.shape
-    cols = min(int(nrow), n)
-    rows = math.ceil(n / cols)
-    out = np.full((rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value, dtype=np.float32)
-    idx = np.arange(n)
-    r, c = idx // cols, idx % cols
-    ys = (padding + r * (h + padding))[:, None, None] + np.arange(h)[None, :, None]
-    xs = (padding + c * (w + padding))[:, None, None] + np.arange(w)[None, None, :]
-    out[ys, xs] = arr
-    return out
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
+        raise ValueError(f"padding: expected an integer >= 0 (pixels between images), got {padding!r}")
+    return _grid(t, int(nrow), int(padding), pad_value)
 
 
 def image_grid(images, nrow: int = 8, ax=None, title: str | None = None, *, padding: int = 2):
-    """A grid of images (N, 1, 28, 28) in [0, 1], ``nrow`` per row, in grey levels (0 black, 1 white)."""
+    """A grid of images (N, 1, 28, 28) in [0, 1] (or uint8 in 0..255), ``nrow`` per row, in grey levels
+    (0 black, 1 white)."""
     grid = tile_images(images, nrow, padding=padding, pad_value=1.0)
-    n = _to_numpy_images(images).shape[0]
+    n = images.shape[0]
     fig, ax = _new_ax(ax, (max(2.0, grid.shape[1] / 40), max(2.0, grid.shape[0] / 40)))
     ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([])

@@ -197,3 +197,84 @@ def test_live_slider_recomputes_fgsm(res):
     assert w.result.axes[1].get_xlabel() == "pred 1"  # eps 0.75 > 0.5: digit 0 is now misread
     with pytest.raises(ValueError, match="one per class"):
         slider.live_eps_slider(PatternClassifier(), [Identity()], *pattern_data(n=80), EPS)
+
+
+def _reference_tiling(arr, nrow, padding, pad_value):
+    """The hand-written tiling plots used before torchvision's make_grid (the layout must not change)."""
+    import math
+    n, h, w = arr.shape
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[padding + r * (h + padding): padding + r * (h + padding) + h,
+            padding + c * (w + padding): padding + c * (w + padding) + w] = arr[i]
+    return out
+
+
+@pytest.mark.parametrize("n, nrow, padding", [(1, 8, 2), (2, 1, 0), (5, 3, 2), (13, 10, 5), (100, 10, 2)])
+def test_tile_images_is_torchvisions_make_grid_with_the_same_layout(n, nrow, padding, monkeypatch):
+    import torchvision.utils
+    torch.manual_seed(n)
+    x = torch.rand(n, 1, 28, 28)
+    grid = plots.tile_images(x, nrow, padding=padding, pad_value=0.5)
+    assert grid.dtype == np.float32
+    assert np.array_equal(grid, _reference_tiling(x[:, 0].numpy(), nrow, padding, 0.5))
+    if n > 1:   # it is make_grid that tiles
+        calls = []
+        real = torchvision.utils.make_grid
+        monkeypatch.setattr(torchvision.utils, "make_grid", lambda *a, **k: calls.append(k) or real(*a, **k))
+        plots.tile_images(x, nrow, padding=padding)
+        assert calls and calls[0]["nrow"] == nrow and calls[0]["padding"] == padding
+
+
+def test_uint8_images_are_rescaled_with_to_float_not_clipped_to_two_grey_levels():
+    from egan_lib.data import to_float
+    u8 = torch.arange(4 * 28 * 28, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(4, 1, 28, 28)
+    grid = plots.tile_images(u8, 2, padding=0)
+    assert np.array_equal(grid, plots.tile_images(to_float(u8), 2, padding=0))
+    assert len(np.unique(grid)) == 256                       # every grey level, not just 0 and 1
+    assert np.array_equal(plots.tile_images(u8[:, 0].numpy(), 2, padding=0), grid)   # (N, H, W) arrays too
+    fig = plots.image_grid(u8, nrow=2)
+    shown = fig.axes[0].images[0].get_array()
+    assert len(np.unique(np.asarray(shown))) > 200
+    assert fig.axes[0].get_title() == "4 images"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_plots_accept_any_floating_dtype(dtype):
+    x = torch.rand(3, 1, 28, 28)
+    grid = plots.tile_images(x.to(dtype), 3)
+    assert np.allclose(grid, plots.tile_images(x.to(dtype).float(), 3))
+    assert plots._to_numpy_images(x.to(dtype)).dtype == np.float32
+
+
+def test_plots_refuse_ambiguous_integer_images_and_nan():
+    with pytest.raises(TypeError, match=r"float images in \[0, 1\] or uint8 images in 0..255, got dtype torch.int64"):
+        plots.tile_images(torch.zeros(2, 1, 28, 28, dtype=torch.int64), 2)
+    bad = torch.rand(2, 1, 28, 28)
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        plots.image_grid(bad)
+    with pytest.raises(ValueError, match="padding"):
+        plots.tile_images(torch.rand(2, 1, 28, 28), 2, padding=-1)
+    with pytest.raises(TypeError, match="expected a tensor or array"):
+        plots.tile_images([[0.0]], 2)
+
+
+def test_slider_frames_use_the_same_tiling(res):
+    """render_frame tiles through plots (make_grid); its grid keeps the earlier hand-written layout."""
+    from egan_lib.plots import _grid
+    import torch.nn.functional as F
+    k = 7
+    cols = [torch.rand(k, 1, 28, 28) for _ in range(3)]
+    got = np.pad(_grid(F.pad(torch.cat(cols), (0, 3, 0, 11), value=1.0), k, 0, 1.0), ((2, 0), (3, 0)),
+                 constant_values=1.0)
+    want = np.ones((3 * 39 + 2, k * 31 + 3), dtype=np.float32)
+    for i, c in enumerate(cols):
+        for j in range(k):
+            want[2 + 39 * i: 2 + 39 * i + 28, 3 + 31 * j: 3 + 31 * j + 28] = c[j, 0].numpy()
+    assert np.array_equal(got, want)
+    png = slider.render_frame(res.examples, 0.25)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
