@@ -21,6 +21,8 @@ from typing import Callable
 
 import torch
 
+from ._validate import check_callable
+
 FORMAT = 1
 
 
@@ -153,8 +155,7 @@ def load_or_train(path: str | os.PathLike, model: torch.nn.Module, config: dict,
     """
     if on_mismatch not in ("error", "retrain"):
         raise ValueError(f"on_mismatch: expected 'error' or 'retrain', got {on_mismatch!r}")
-    if not callable(train):
-        raise TypeError("train: expected a callable that trains the model in place")
+    check_callable(train, "train", "a callable that trains the model in place")
     config = _normalise(config)
     path = Path(path)
     log = (lambda m: print(m, file=sys.stderr)) if verbose else (lambda m: None)

@@ -113,6 +113,23 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert _files(tmp_path) == ["c.pt"]
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_checkpoints_get_the_processs_normal_file_mode(tmp_path, umask, mode):
+    """Not mkstemp's 0600 whatever the umask: 0o666 & ~umask, as open() would give (0o644 under 022)."""
+    from egan_lib._atomic import atomic_write, current_umask
+    old = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        save_checkpoint(tmp_path / "c.pt", _model(0), CFG, kind="classifier")
+        save_checkpoint(tmp_path / "c.pt", _model(1), CFG, kind="classifier")   # an overwrite too
+        atomic_write(tmp_path / "r.json", lambda f: f.write(b"{}"))
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "c.pt").st_mode & 0o777 == mode
+    assert os.stat(tmp_path / "r.json").st_mode & 0o777 == mode
+    assert os.umask(old) == old                                   # reading the umask left it alone
+
+
 def test_interrupted_write_keeps_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
     old = _model(0)
     save_checkpoint(tmp_path / "c.pt", old, CFG, kind="classifier")
