@@ -46,6 +46,14 @@ def _cosine(step: int, total: int, lr: float) -> float:
     return 0.5 * lr * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
+@contextlib.contextmanager
+def _eval_after(net: nn.Module):
+    try:
+        yield
+    finally:
+        net.eval()
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     """A CPU torch.Generator seeded with ``seed`` (every random draw of a trainer comes from one)."""
     return torch.Generator().manual_seed(check_seed(seed))
@@ -59,14 +67,15 @@ def fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: t
     returns the loss of one batch (it may draw more random numbers from ``g``); Adam on ``net``'s
     parameters with a cosine decay from ``lr``. Returns the history {"loss": running means every
     ``log_every`` steps, "step", ``epoch_key``: epoch means}, every logged value being the loss times
-    ``log_scale`` (e.g. nats to bits). The caller sets train/eval modes and seeds."""
+    ``log_scale`` (e.g. nats to bits). The caller puts ``net`` in train mode and seeds; ``net`` is left
+    in eval mode (also when training fails)."""
     steps = max(1, n // batch_size)
     total = epochs * steps
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     hist = {"loss": [], "step": [], epoch_key: []}
     run, cnt, step = 0.0, 0, 0
     unit = f" ({loss_unit})" if loss_unit else ""
-    with progress_bar(total, name, progress) as bar:
+    with progress_bar(total, name, progress) as bar, _eval_after(net):
         for ep in range(epochs):
             perm = torch.randperm(n, generator=g)
             ep_sum = 0.0
@@ -287,8 +296,5 @@ def train_classifier(classifier: nn.Module, images: torch.Tensor, labels: torch.
         xb = random_shift(images[idx], augment_shift, g).to(dev)
         return F.nll_loss(C(xb), labels[idx].to(dev))
 
-    try:
-        return fit(C, n=images.shape[0], batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Classifier",
-                    batch_loss=batch_loss, progress=progress, log_every=log_every)
-    finally:
-        C.eval()
+    return fit(C, n=images.shape[0], batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Classifier",
+               batch_loss=batch_loss, progress=progress, log_every=log_every)

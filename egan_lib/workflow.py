@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checkpoints import load_or_train
+from .checkpoints import load_or_train, model_sha256
 from .config import Profile, device as pick_device, get_profile, seed_everything
 from .data import Dataset, load_mnist, subset, to_float
 from .models import build_classifier, build_discriminator, build_encoder, build_generator
+from .training import train_classifier, train_encoder, train_gan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"   # installed with the package (Colab too)
@@ -129,68 +130,62 @@ class Workspace:
         ds = self.mnist()
         return to_float(ds.test_images), ds.test_labels
 
+    # ------------------------------------------------------------------ load-or-train
+    def trained(self, kind: str, make, train, **config) -> tuple:
+        """(model, history) of ``kind``, built once per workspace: ``make()`` builds the network; a
+        verified checkpoint whose producing config is ``config`` (with the profile and seed) is loaded,
+        else ``train(model)`` trains it in place and it is saved. Every model of the book comes from here."""
+        def build():
+            model = make()
+            return model, self.load_or_train(kind, model, self.checkpoint_config(kind, **config), lambda: train(model))
+        return self.cached(kind, build)
+
     # ------------------------------------------------------------------ the paper's models
     def gan(self):
-        """(G, D, history): the DCGAN trained on the training images (load-or-train)."""
-        if "gan" not in self._cache:
-            p = self.profile
-            G, D = build_generator(p), build_discriminator(p)
-            cfg = self.checkpoint_config("generator", latent_dim=p.latent_dim, g_width=p.g_width, d_width=p.d_width,
-                               epochs=p.gan_epochs, batch=p.gan_batch, lr=p.gan_lr, train_size=p.train_size)
-            from .training import train_gan
+        """(G, D, history): the DCGAN trained on the training images (load-or-train). D is only needed to
+        train G and is not stored: after a load it is a freshly initialised discriminator."""
+        p = self.profile
+        D = self.cached("discriminator", lambda: build_discriminator(p))
 
-            def train():
-                x, _ = self.train_set()
-                return train_gan(G, D, x, epochs=p.gan_epochs, batch_size=p.gan_batch, lr=p.gan_lr,
-                                 seed=self.seed, device=self.device, progress=self.progress)
-            # D is only needed to train G: it is stored next to G but not shipped
-            hist = self.load_or_train("generator", G, cfg, train)
-            self._cache["gan"] = (G, D, hist)
-        return self._cache["gan"]
+        def train(G):
+            x, _ = self.train_set()
+            return train_gan(G, D, x, epochs=p.gan_epochs, batch_size=p.gan_batch, lr=p.gan_lr,
+                             seed=self.seed, device=self.device, progress=self.progress)
+        G, hist = self.trained("generator", lambda: build_generator(p), train, latent_dim=p.latent_dim,
+                               g_width=p.g_width, d_width=p.d_width, epochs=p.gan_epochs, batch=p.gan_batch,
+                               lr=p.gan_lr, train_size=p.train_size)
+        return G, D, hist
 
     def generator(self):
         G, _, hist = self.gan()
         return G, hist
 
     def classifier(self):
-        """(C, history): the paper's classifier trained on clean training images."""
-        if "classifier" not in self._cache:
-            p = self.profile
-            C = build_classifier(p)
-            shift = int(p.clf_shift)
-            cfg = self.checkpoint_config("classifier", epochs=p.clf_epochs, batch=p.clf_batch, lr=p.clf_lr,
-                               train_size=p.train_size, augment_shift=shift)
-            from .training import train_classifier
+        """(C, history): the paper's classifier trained on the training images (with the profile's random
+        shifts of up to ``clf_shift`` pixels)."""
+        p = self.profile
+        shift = int(p.clf_shift)
 
-            def train():
-                x, y = self.train_set()
-                return train_classifier(C, x, y, epochs=p.clf_epochs, batch_size=p.clf_batch, lr=p.clf_lr,
-                                        seed=self.seed, device=self.device, progress=self.progress,
-                                        augment_shift=shift)
-            hist = self.load_or_train("classifier", C, cfg, train)
-            self._cache["classifier"] = (C, hist)
-        return self._cache["classifier"]
+        def train(C):
+            x, y = self.train_set()
+            return train_classifier(C, x, y, epochs=p.clf_epochs, batch_size=p.clf_batch, lr=p.clf_lr,
+                                    seed=self.seed, device=self.device, progress=self.progress, augment_shift=shift)
+        return self.trained("classifier", lambda: build_classifier(p), train, epochs=p.clf_epochs,
+                            batch=p.clf_batch, lr=p.clf_lr, train_size=p.train_size, augment_shift=shift)
 
     def encoder(self):
         """(E, history): the paper's encoder trained to invert the frozen G (T latents drawn once)."""
-        if "encoder" not in self._cache:
-            p = self.profile
-            G, _ = self.generator()
-            E = build_encoder(p)
-            from .checkpoints import model_sha256
-            cfg = self.checkpoint_config("encoder", channels=p.enc_channels, same_blocks=p.enc_same_blocks,
-                               valid_blocks=p.enc_valid_blocks, latents=p.enc_latents, epochs=p.enc_epochs,
-                               batch=p.enc_batch, lr=p.enc_lr, bf16=p.bf16, channels_last=p.channels_last,
-                               generator_sha256=model_sha256(G))
-            from .training import train_encoder
+        p = self.profile
+        G, _ = self.generator()
 
-            def train():
-                return train_encoder(E, G, n_latents=p.enc_latents, epochs=p.enc_epochs, batch_size=p.enc_batch,
-                                     lr=p.enc_lr, seed=self.seed, device=self.device, progress=self.progress,
-                                     bf16=p.bf16, channels_last=p.channels_last)
-            hist = self.load_or_train("encoder", E, cfg, train)
-            self._cache["encoder"] = (E, hist)
-        return self._cache["encoder"]
+        def train(E):
+            return train_encoder(E, G, n_latents=p.enc_latents, epochs=p.enc_epochs, batch_size=p.enc_batch,
+                                 lr=p.enc_lr, seed=self.seed, device=self.device, progress=self.progress,
+                                 bf16=p.bf16, channels_last=p.channels_last)
+        return self.trained("encoder", lambda: build_encoder(p), train, channels=p.enc_channels,
+                            same_blocks=p.enc_same_blocks, valid_blocks=p.enc_valid_blocks, latents=p.enc_latents,
+                            epochs=p.enc_epochs, batch=p.enc_batch, lr=p.enc_lr, bf16=p.bf16,
+                            channels_last=p.channels_last, generator_sha256=model_sha256(G))
 
     def describe(self) -> dict:
         from .config import describe_runtime

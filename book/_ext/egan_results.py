@@ -3,7 +3,7 @@
 Registered in _config.yml (``sphinx: local_extensions: egan_results: book/_ext``). It adds:
 
 ``results-table`` (directive)
-    The accuracy table of a results file (``book/results/<dataset>-<profile>.json``, the SPEC schema
+    The accuracy table of a results file (``book/results/<dataset>-<profile>.json``, the results schema (egan_lib.eval.schema)
     written by ``egan_lib.eval.results.write_results``)::
 
         ```{results-table}

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_images, check_labels, check_module, check_positive_int
+from .._validate import check_callable, check_eps, check_images, check_labels, check_module, check_positive_int
 from ..config import device as _pick_device
-from ..torch_utils import EvalMode
+from ..torch_utils import EvalMode, plain
 
 #: Threat models, reported next to every number (the ``threat_model`` of a result).
 THREAT_OBLIVIOUS = "oblivious"             # the paper's: FGSM through C alone, every defense purifies that x_adv
@@ -22,6 +22,15 @@ THREAT_ADAPTIVE_BPDA = "adaptive-bpda"     # the same through a non-differentiab
 THREAT_ON_MANIFOLD = "on-manifold"         # a latent search for G(z) within the eps ball that C gets wrong
 THREAT_MODELS = (THREAT_OBLIVIOUS, THREAT_ADAPTIVE_PGD, THREAT_ADAPTIVE_BPDA, THREAT_ON_MANIFOLD)
 LOSSES = ("ce", "cw")
+
+
+def check_attack_inputs(fn, x, y, eps, name: str = "model_fn"):
+    """The checks every attack makes first: a callable, images, one label per image, a budget.
+    Returns (x, y, eps) as plain tensors (copies of inference-mode tensors, so autograd can use them)."""
+    check_callable(fn, name)
+    x = check_images(x)
+    y = plain(check_labels(y, n=x.shape[0]))
+    return plain(x), y, check_eps(eps)
 
 
 def check_loss(loss) -> str:

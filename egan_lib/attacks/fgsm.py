@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .._validate import (check_callable, check_eps, check_eps_list, check_images, check_labels, check_module,
                          check_positive_int)
 from ..torch_utils import EvalMode, plain
-from .base import check_loss, device_of, input_grad, networks_of, per_image_loss
+from .base import check_attack_inputs, check_loss, device_of, input_grad, networks_of, per_image_loss
 
 
 def gradient_sign(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512,
@@ -68,11 +68,7 @@ def fgsm_through(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, batc
     With ``model_fn = classifier`` this is the paper's attack (``egan_lib.attacks.fgsm``); with
     ``model_fn = through(defense, classifier)`` it is one step of the adaptive attack.
     """
-    check_callable(model_fn, "model_fn")
-    x = check_images(x)
-    y = plain(check_labels(y, n=x.shape[0]))
-    x = plain(x)
-    eps = check_eps(eps)
+    x, y, eps = check_attack_inputs(model_fn, x, y, eps)
     batch_size = check_positive_int(batch_size, "batch_size")
     kind = check_loss(loss)
     dev = device_of(model_fn, device)

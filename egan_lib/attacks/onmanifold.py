@@ -10,7 +10,7 @@ from .._validate import (check_callable, check_eps, check_images, check_labels, 
                          check_positive_int, check_seed)
 from ..eval.stats import accuracy_summary, wilson_interval
 from ..torch_utils import EvalMode, RowAdam, plain
-from .base import THREAT_ON_MANIFOLD, check_defense, device_of, margin, predict, purify_batched
+from .base import THREAT_ON_MANIFOLD, check_attack_inputs, check_defense, device_of, margin, predict, purify_batched
 
 
 def on_manifold_attack(generator, encoder, classifier, x: torch.Tensor, y: torch.Tensor, eps: float, *,
@@ -48,12 +48,8 @@ def on_manifold_attack(generator, encoder, classifier, x: torch.Tensor, y: torch
     with Wilson 95% intervals. ``feasible_rate`` = fraction with any accepted candidate (bounded
     by how well G can reproduce x within eps: at small eps often few).
     """
-    for m, nm in ((generator, "generator"), (encoder, "encoder"), (classifier, "classifier")):
-        check_callable(m, nm)
-    x = check_images(x)
-    y = plain(check_labels(y, n=x.shape[0]))
-    x = plain(x)
-    eps = check_eps(eps)
+    check_callable(generator, "generator"); check_callable(encoder, "encoder")
+    x, y, eps = check_attack_inputs(classifier, x, y, eps, "classifier")
     steps = check_positive_int(steps, "steps")
     restarts = check_positive_int(restarts, "restarts")
     lr = check_positive_float(lr, "lr")

@@ -14,7 +14,7 @@ import torch
 from .._validate import (check_callable, check_eps, check_images, check_labels, check_positive_float,
                          check_positive_int, check_seed)
 from ..torch_utils import EvalMode, plain
-from .base import check_loss, device_of, input_grad, networks_of, per_image_loss
+from .base import check_attack_inputs, check_loss, device_of, input_grad, networks_of, per_image_loss
 
 
 def _pgd_restart(fn, x, y, start, eps, steps, alpha, kind, best, best_loss, fooled):
@@ -74,11 +74,7 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     Returns x_adv with the device and dtype of x; with ``return_details``, also a dict of CPU
     tensors: ``loss`` (the attacker's loss at x_adv), ``fooled`` (model_fn misclassified x_adv).
     """
-    check_callable(model_fn, "model_fn")
-    x = check_images(x)
-    y = plain(check_labels(y, n=x.shape[0]))
-    x = plain(x)
-    eps = check_eps(eps)
+    x, y, eps = check_attack_inputs(model_fn, x, y, eps)
     steps = check_positive_int(steps, "steps")
     restarts = check_positive_int(restarts, "restarts")
     batch_size = check_positive_int(batch_size, "batch_size")

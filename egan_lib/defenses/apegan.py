@@ -7,8 +7,10 @@ from torch import nn
 
 from .._validate import check_eps, check_module, check_positive_float, check_positive_int
 from ..models import check_image_shape
+from ..checkpoints import model_sha256
 from ..training import adversarial_step, check_fit_args, fgsm_signs, log_line, progress_bar, seeded_generator
 from .base import DenoiserDefense, register
+
 
 class APEGANGenerator(nn.Module):
     """APE-GAN's MNIST generator (Jin et al., ICASSP 2019 / arXiv 1707.05474; the layout of their MNIST
@@ -50,6 +52,7 @@ class APEGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_shape(x, "APEGANDiscriminator")
         return self.net(x).squeeze(1)
+
 
 def train_apegan(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                  classifier: nn.Module, *, eps: float = 0.3, epochs: int = 2, batch_size: int = 128,
@@ -110,33 +113,27 @@ def train_apegan(generator: nn.Module, discriminator: nn.Module, images: torch.T
         G.eval(); D.eval()
     return hist
 
+
 class APEGANDefense(DenoiserDefense):
     """APE-GAN (Jin et al.) as a purifier: x' = G_ape(x). Trained on FGSM examples against the classifier
     it protects, at one eps (see ``train_apegan``)."""
+    name = "APE-GAN"
 
-    def __init__(self, model: nn.Module, *, device=None):
-        super().__init__(model, "APE-GAN", device=device)
 
 def get_apegan(ws):
     """(APE-GAN generator, history): load-or-train with the profile's ``apegan_*`` fields; D is used for
     training only and not stored (like the DCGAN's D)."""
-    def build():
-        from ..checkpoints import model_sha256
-        p = ws.profile
-        C, _ = ws.classifier()
-        G = APEGANGenerator(p.apegan_width)
-        cfg = ws.checkpoint_config("apegan", width=p.apegan_width, epochs=p.apegan_epochs, batch=p.apegan_batch,
-                         lr=p.apegan_lr, train_eps=p.apegan_train_eps, train_size=p.train_size,
-                         n_images=p.apegan_train_size, classifier_sha256=model_sha256(C))
+    p = ws.profile
+    C, _ = ws.classifier()
 
-        def train():
-            x, y = ws.train_subset(p.apegan_train_size)
-            D = APEGANDiscriminator(p.apegan_width)
-            return train_apegan(G, D, x, y, C, eps=p.apegan_train_eps, epochs=p.apegan_epochs,
-                                batch_size=p.apegan_batch, lr=p.apegan_lr, seed=ws.seed, device=ws.device,
-                                progress=ws.progress)
-        return G, ws.load_or_train("apegan", G, cfg, train)
-    return ws.cached("apegan", build)
+    def train(G):
+        x, y = ws.train_subset(p.apegan_train_size)
+        return train_apegan(G, APEGANDiscriminator(p.apegan_width), x, y, C, eps=p.apegan_train_eps,
+                            epochs=p.apegan_epochs, batch_size=p.apegan_batch, lr=p.apegan_lr, seed=ws.seed,
+                            device=ws.device, progress=ws.progress)
+    return ws.trained("apegan", lambda: APEGANGenerator(p.apegan_width), train, width=p.apegan_width,
+                      epochs=p.apegan_epochs, batch=p.apegan_batch, lr=p.apegan_lr, train_eps=p.apegan_train_eps,
+                      train_size=p.train_size, n_images=p.apegan_train_size, classifier_sha256=model_sha256(C))
 
 
 @register("APE-GAN", order=4)

@@ -11,6 +11,7 @@ from ..models import check_image_shape
 from ..training import check_fit_args, fit, seeded_generator
 from .base import DenoiserDefense, register
 
+
 class ConvAutoEncoder(nn.Module):
     """MagNet's MNIST autoencoder (Meng & Chen, CCS 2017; their reformer/detector "I"):
     Conv 3x3 (``channels``) -> AvgPool 2x2 -> Conv 3x3 -> Conv 3x3 -> Upsample 2x2 -> Conv 3x3 -> Conv 3x3 (1),
@@ -41,6 +42,7 @@ class ConvAutoEncoder(nn.Module):
         check_image_shape(x, "ConvAutoEncoder")
         return self.decoder(self.encoder(x))
 
+
 def train_autoencoder(model: nn.Module, images: torch.Tensor, *, noise: float = 0.1, epochs: int = 5,
                       batch_size: int = 256, lr: float = 1e-3, seed: int = 0, device=None, progress: bool = True,
                       log_every: int = 50) -> dict:
@@ -60,33 +62,27 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor, *, noise: float = 
         y = (x + noise * torch.randn(x.shape, generator=g)).clamp_(0.0, 1.0)
         return F.mse_loss(net(y.to(dev)), x.to(dev))
 
-    try:
-        return fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="AutoEncoder",
-                    batch_loss=batch_loss, progress=progress, log_every=log_every, loss_fmt=".5f",
-                    loss_unit="MSE per pixel")
-    finally:
-        net.eval()
+    return fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="AutoEncoder",
+                batch_loss=batch_loss, progress=progress, log_every=log_every, loss_fmt=".5f",
+                loss_unit="MSE per pixel")
+
 
 class AutoEncoderDefense(DenoiserDefense):
     """The denoising autoencoder (MagNet's reformer, Meng & Chen 2017) as a purifier: x' = AE(x)."""
+    name = "AutoEncoder"
 
-    def __init__(self, model: nn.Module, *, device=None):
-        super().__init__(model, "AutoEncoder", device=device)
 
 def get_autoencoder(ws):
     """(ConvAutoEncoder, history): load-or-train with the profile's ``ae_*`` fields (MagNet's recipe)."""
-    def build():
-        p = ws.profile
-        model = ConvAutoEncoder(p.ae_channels)
-        cfg = ws.checkpoint_config("autoencoder", channels=p.ae_channels, epochs=p.ae_epochs, batch=p.ae_batch, lr=p.ae_lr,
-                         noise=p.ae_noise, train_size=p.train_size, n_images=p.ae_train_size)
+    p = ws.profile
 
-        def train():
-            x, _ = ws.train_subset(p.ae_train_size)
-            return train_autoencoder(model, x, noise=p.ae_noise, epochs=p.ae_epochs, batch_size=p.ae_batch,
-                                     lr=p.ae_lr, seed=ws.seed, device=ws.device, progress=ws.progress)
-        return model, ws.load_or_train("autoencoder", model, cfg, train)
-    return ws.cached("autoencoder", build)
+    def train(model):
+        x, _ = ws.train_subset(p.ae_train_size)
+        return train_autoencoder(model, x, noise=p.ae_noise, epochs=p.ae_epochs, batch_size=p.ae_batch,
+                                 lr=p.ae_lr, seed=ws.seed, device=ws.device, progress=ws.progress)
+    return ws.trained("autoencoder", lambda: ConvAutoEncoder(p.ae_channels), train, channels=p.ae_channels,
+                      epochs=p.ae_epochs, batch=p.ae_batch, lr=p.ae_lr, noise=p.ae_noise, train_size=p.train_size,
+                      n_images=p.ae_train_size)
 
 
 @register("AutoEncoder", order=3)

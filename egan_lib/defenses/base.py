@@ -140,8 +140,9 @@ class DenoiserDefense(Defense):
     """A learned image-to-image purifier x' = clamp(net(x), 0, 1): DnCNN, the autoencoder, APE-GAN's G.
     Differentiable: an adaptive attacker can optimise through it (chapter 07)."""
 
-    def __init__(self, model: nn.Module, name: str, *, device=None):
-        if not isinstance(name, str) or not name.strip():
+    def __init__(self, model: nn.Module, name: str | None = None, *, device=None):
+        name = type(self).name if name is None else name      # subclasses set their display name
+        if not isinstance(name, str) or not name.strip() or name == Defense.name:
             raise ValueError(f"name: expected a non-empty display name, got {name!r}")
         self.model = check_module(model, "model").eval()
         self.name = name

@@ -15,6 +15,7 @@ from .base import Defense, register
 #: Defense-GAN's published reconstruction hyper-parameters (paper and code: REC_ITERS, REC_RR, REC_LR).
 DEFENSEGAN_STEPS, DEFENSEGAN_RESTARTS, DEFENSEGAN_LR, DEFENSEGAN_MOMENTUM = 200, 10, 10.0, 0.7
 
+
 class DefenseGAN(Defense):
     """Defense-GAN (Samangouei, Kabkab & Chellappa, ICLR 2018): x' = G(z*), z* = argmin over R random
     restarts of L gradient steps on ||G(z) - x||^2. The same G as EGAN; EGAN replaces this inner

@@ -7,11 +7,13 @@ from torch import nn
 
 from .._validate import check_eps, check_positive_float, check_positive_int
 from ..models import check_image_shape
+from ..checkpoints import model_sha256
 from ..training import check_fit_args, fgsm_signs, fit, seeded_generator
 from .base import DenoiserDefense, register
 
 #: DnCNN-B's blind noise range (Zhang et al. 2017: sigma in [0, 55] on the 0..255 scale).
 DNCNN_SIGMA_MAX = 55 / 255
+
 
 class DnCNN(nn.Module):
     """DnCNN (Zhang, Zuo, Chen, Meng & Zhang, IEEE TIP 2017): ``layers`` 3x3 convolutions of
@@ -38,6 +40,7 @@ class DnCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.residual(x)).clamp(0.0, 1.0)
+
 
 def train_dncnn(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor | None = None,
                 classifier: nn.Module | None = None, eps_max: float = 0.3, sigma_max: float = DNCNN_SIGMA_MAX,
@@ -80,36 +83,29 @@ def train_dncnn(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor 
         x, y = x.to(dev), y.to(dev)
         return 0.5 * (net.residual(y) - (y - x)).flatten(1).pow(2).sum(1).mean()
 
-    try:
-        return fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="DnCNN", batch_loss=batch_loss,
-                    progress=progress, log_every=log_every, loss_unit="half the squared residual error per image")
-    finally:
-        net.eval()
+    return fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="DnCNN", batch_loss=batch_loss,
+                progress=progress, log_every=log_every, loss_unit="half the squared residual error per image")
+
 
 class DnCNNDefense(DenoiserDefense):
     """DnCNN (Zhang et al. 2017) as a purifier: x' = clamp(x - v(x), 0, 1)."""
+    name = "DnCNN"
 
-    def __init__(self, model: nn.Module, *, device=None):
-        super().__init__(model, "DnCNN", device=device)
 
 def get_dncnn(ws):
     """(DnCNN, history): load-or-train with the profile's ``dncnn_*`` fields (see ``train_dncnn``)."""
-    def build():
-        from ..checkpoints import model_sha256
-        p = ws.profile
-        C, _ = ws.classifier()
-        model = DnCNN(p.dncnn_layers, p.dncnn_channels)
-        cfg = ws.checkpoint_config("dncnn", layers=p.dncnn_layers, channels=p.dncnn_channels, epochs=p.dncnn_epochs,
-                         batch=p.dncnn_batch, lr=p.dncnn_lr, train_size=p.train_size, n_images=p.dncnn_train_size,
-                         eps_max=p.dncnn_eps_max, sigma_max=p.dncnn_sigma_max, classifier_sha256=model_sha256(C))
+    p = ws.profile
+    C, _ = ws.classifier()
 
-        def train():
-            x, y = ws.train_subset(p.dncnn_train_size)
-            return train_dncnn(model, x, labels=y, classifier=C, eps_max=p.dncnn_eps_max, sigma_max=p.dncnn_sigma_max,
-                               epochs=p.dncnn_epochs, batch_size=p.dncnn_batch, lr=p.dncnn_lr, seed=ws.seed,
-                               device=ws.device, progress=ws.progress)
-        return model, ws.load_or_train("dncnn", model, cfg, train)
-    return ws.cached("dncnn", build)
+    def train(model):
+        x, y = ws.train_subset(p.dncnn_train_size)
+        return train_dncnn(model, x, labels=y, classifier=C, eps_max=p.dncnn_eps_max, sigma_max=p.dncnn_sigma_max,
+                           epochs=p.dncnn_epochs, batch_size=p.dncnn_batch, lr=p.dncnn_lr, seed=ws.seed,
+                           device=ws.device, progress=ws.progress)
+    return ws.trained("dncnn", lambda: DnCNN(p.dncnn_layers, p.dncnn_channels), train, layers=p.dncnn_layers,
+                      channels=p.dncnn_channels, epochs=p.dncnn_epochs, batch=p.dncnn_batch, lr=p.dncnn_lr,
+                      train_size=p.train_size, n_images=p.dncnn_train_size, eps_max=p.dncnn_eps_max,
+                      sigma_max=p.dncnn_sigma_max, classifier_sha256=model_sha256(C))
 
 
 @register("DnCNN", order=2)

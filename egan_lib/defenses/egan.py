@@ -11,6 +11,7 @@ from .._validate import check_images, check_module, check_positive_int
 from ..torch_utils import model_device
 from .base import Defense, register
 
+
 class EGAN(Defense):
     """EGAN (the paper): x' = G(E(x)), E trained to invert the frozen DCGAN generator G.
 

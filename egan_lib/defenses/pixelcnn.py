@@ -13,6 +13,7 @@ from ..models import check_image_shape
 from ..training import check_fit_args, fit, log_line, seeded_generator
 from ..torch_utils import model_device
 
+
 class MaskedConv2d(nn.Conv2d):
     """A PixelCNN convolution whose kernel sees only pixels above, or left in the same row. Type "A"
     also hides the centre pixel (first layer: a pixel never sees itself); type "B" lets it through."""
@@ -35,6 +36,7 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
+
 
 class PixelCNN(nn.Module):
     """A PixelCNN (van den Oord, Kalchbrenner & Kavukcuoglu, ICML 2016) for 28x28 grey-scale images:
@@ -66,6 +68,7 @@ class PixelCNN(nn.Module):
         for blk in self.blocks:
             h = h + blk(F.relu(h))
         return self.head2(F.relu(self.head1(F.relu(h))))
+
 
 def _to_levels(x) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (uint8 (N,28,28)/(N,1,28,28), or float in [0,1]) -> (float images on the 8-bit grid, int64 levels)."""
@@ -106,6 +109,7 @@ def bits_per_dim(model: nn.Module, x, *, batch_size: int = 256) -> float:
     """Mean bits per dimension of the images under the PixelCNN: NLL / (784 ln 2), averaged (lower is better)."""
     return float(pixelcnn_nll(model, x, batch_size=batch_size).mean() / (784 * math.log(2)))
 
+
 def train_pixelcnn(model: nn.Module, images: torch.Tensor, *, epochs: int = 3, batch_size: int = 64,
                    lr: float = 1e-3, seed: int = 0, device=None, progress: bool = True,
                    test_images: torch.Tensor | None = None, log_every: int = 50) -> dict:
@@ -123,12 +127,9 @@ def train_pixelcnn(model: nn.Module, images: torch.Tensor, *, epochs: int = 3, b
     def batch_loss(idx):
         return F.cross_entropy(net(xq[idx].to(dev)), levels[idx, 0].to(dev))   # nats per pixel
 
-    try:
-        hist = fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="PixelCNN",
-                    batch_loss=batch_loss, progress=progress, log_every=log_every, loss_unit="bits/dim, training set",
-                    log_scale=1.0 / math.log(2), epoch_key="epoch_bits_per_dim")
-    finally:
-        net.eval()
+    hist = fit(net, n=n, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="PixelCNN",
+                batch_loss=batch_loss, progress=progress, log_every=log_every, loss_unit="bits/dim, training set",
+                log_scale=1.0 / math.log(2), epoch_key="epoch_bits_per_dim")
     if test_images is not None:
         hist["test_bits_per_dim"] = bits_per_dim(net, test_images)
         hist["test_n"] = int(test_images.shape[0])

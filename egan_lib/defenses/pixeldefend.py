@@ -18,6 +18,7 @@ from .pixelcnn import PixelCNN, train_pixelcnn
 #: eps_defend is set a little above the largest attack they expect). MNIST has no value of its own there.
 PIXELDEFEND_EPS = 32 / 255
 
+
 def pixeldefend_batch(model: PixelCNN, x: torch.Tensor, eps: float, *, bf16: bool = False,
                        return_logits: bool = False):
     """PixelDefend on one batch (Song et al. 2018, Algorithm 1), exact and incremental.
@@ -75,6 +76,7 @@ def pixeldefend_batch(model: PixelCNN, x: torch.Tensor, eps: float, *, bf16: boo
     purified = (out.float() / 255.0).unsqueeze(1)
     return (purified, all_logits) if return_logits else purified
 
+
 class PixelDefend(Defense):
     """PixelDefend (Song, Kim, Nowozin, Ermon & Kushman, ICLR 2018): purify x by walking the 784 pixels in
     raster order and setting each to its most likely 8-bit value within [x - eps_def, x + eps_def] under
@@ -115,25 +117,23 @@ class PixelDefend(Defense):
             out = pixeldefend_batch(self.pixelcnn, xb.clamp(0.0, 1.0), self.eps_def, bf16=self.bf16)
         return out.clone()
 
+
 def get_pixelcnn(ws):
     """(PixelCNN, history): load-or-train with the profile's ``pixelcnn_*`` fields. ``history
     ["test_bits_per_dim"]`` is measured after training on the first ``pixelcnn_test_size`` images of the
     MNIST test set (``history["test_n"]`` of them)."""
-    def build():
-        p = ws.profile
-        model = PixelCNN(p.pixelcnn_channels, p.pixelcnn_layers)
-        cfg = ws.checkpoint_config("pixelcnn", channels=p.pixelcnn_channels, layers=p.pixelcnn_layers, epochs=p.pixelcnn_epochs,
-                         batch=p.pixelcnn_batch, lr=p.pixelcnn_lr, train_size=p.train_size,
-                         n_images=p.pixelcnn_train_size, n_test=p.pixelcnn_test_size)
+    p = ws.profile
 
-        def train():
-            x, _ = ws.train_subset(p.pixelcnn_train_size)
-            xt, _ = ws.full_test_set()
-            return train_pixelcnn(model, x, epochs=p.pixelcnn_epochs, batch_size=p.pixelcnn_batch, lr=p.pixelcnn_lr,
-                                  seed=ws.seed, device=ws.device, progress=ws.progress,
-                                  test_images=xt[:p.pixelcnn_test_size])
-        return model, ws.load_or_train("pixelcnn", model, cfg, train)
-    return ws.cached("pixelcnn", build)
+    def train(model):
+        x, _ = ws.train_subset(p.pixelcnn_train_size)
+        xt, _ = ws.full_test_set()
+        return train_pixelcnn(model, x, epochs=p.pixelcnn_epochs, batch_size=p.pixelcnn_batch, lr=p.pixelcnn_lr,
+                              seed=ws.seed, device=ws.device, progress=ws.progress,
+                              test_images=xt[:p.pixelcnn_test_size])
+    return ws.trained("pixelcnn", lambda: PixelCNN(p.pixelcnn_channels, p.pixelcnn_layers), train,
+                      channels=p.pixelcnn_channels, layers=p.pixelcnn_layers, epochs=p.pixelcnn_epochs,
+                      batch=p.pixelcnn_batch, lr=p.pixelcnn_lr, train_size=p.train_size,
+                      n_images=p.pixelcnn_train_size, n_test=p.pixelcnn_test_size)
 
 
 @register("PixelDefend", order=5, expensive=True)

@@ -86,7 +86,7 @@ class Results:
 
     def to_json_dict(self, dataset: str, profile: str, device=None, git_commit: str | None = None,
                      threat_model: str | None = None, *, extra: dict | None = None, runtime: dict | None = None) -> dict:
-        """The SPEC results object (validated). device defaults to the timing device, git_commit to
+        """The results object of ``egan_lib.eval.schema`` (validated). device defaults to the timing device, git_commit to
         ``git_commit()``, threat_model to the one evaluated."""
         if device is None:
             device = self.timing.get("device", "unknown")

@@ -32,18 +32,22 @@ def _is_num(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
+def _check_keys(d: dict, required, optional, at: str, fail) -> None:
+    for k in required:
+        if k not in d:
+            fail(f"{at}missing key {k!r} (required: {list(required)})")
+    extra = [k for k in d if k not in required and k not in optional]
+    if extra:
+        fail(f"{at}unknown key(s) {extra}; allowed: {list(required) + list(optional)}")
+
+
 def validate_one_result(obj, where: str = "") -> None:
     def fail(msg):
         raise ValueError(f"results{where}: {msg}")
 
     if not isinstance(obj, dict):
         fail(f"expected a JSON object (dict), got {type(obj).__name__}")
-    for k in REQUIRED_KEYS:
-        if k not in obj:
-            fail(f"missing key {k!r} (required: {list(REQUIRED_KEYS)})")
-    extra_keys = [k for k in obj if k not in REQUIRED_KEYS and k not in OPTIONAL_KEYS]
-    if extra_keys:
-        fail(f"unknown key(s) {extra_keys}; allowed: {list(REQUIRED_KEYS) + list(OPTIONAL_KEYS)}")
+    _check_keys(obj, REQUIRED_KEYS, OPTIONAL_KEYS, "", fail)
     for k in ("dataset", "profile", "device", "threat_model", "git_commit"):
         if not isinstance(obj[k], str) or not obj[k].strip():
             fail(f"{k!r} must be a non-empty string, got {obj[k]!r}")
@@ -63,12 +67,7 @@ def validate_one_result(obj, where: str = "") -> None:
             fail(f"method names must be non-empty strings, got {name!r}")
         if not isinstance(m, dict):
             fail(f"{at} must be an object, got {type(m).__name__}")
-        for k in METHOD_REQUIRED_KEYS:
-            if k not in m:
-                fail(f"{at}: missing key {k!r} (required: {list(METHOD_REQUIRED_KEYS)})")
-        bad = [k for k in m if k not in METHOD_REQUIRED_KEYS and k not in METHOD_OPTIONAL_KEYS]
-        if bad:
-            fail(f"{at}: unknown key(s) {bad}; allowed: {list(METHOD_REQUIRED_KEYS) + list(METHOD_OPTIONAL_KEYS)}")
+        _check_keys(m, METHOD_REQUIRED_KEYS, METHOD_OPTIONAL_KEYS, f"{at}: ", fail)
         accd, cid = m["accuracy"], m["ci95"]
         if not isinstance(accd, dict) or not accd:
             fail(f"{at}.accuracy must be a non-empty object {{eps: accuracy}}")
@@ -111,7 +110,7 @@ def validate_one_result(obj, where: str = "") -> None:
 
 
 def validate_results_json(obj) -> None:
-    """Check a results object (or a list of them, one per threat model) against the SPEC schema.
+    """Check a results object (or a list of them, one per threat model) against the schema of this module.
     Raises ValueError naming the first problem; returns None when it is valid."""
     if isinstance(obj, list):
         if not obj:

@@ -1,4 +1,4 @@
-"""Chapter 07's study: every defense under every threat model, as results entries of the SPEC schema.
+"""Chapter 07's study: every defense under every threat model, as results entries of the results schema (egan_lib.eval.schema).
 
 Threat models (named next to every number):
 
