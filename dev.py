@@ -3,6 +3,7 @@
 
     python3 dev.py book   install everything, execute the book (default profile) and build the HTML
     python3 dev.py test   install everything and run every test (what CI runs, see .ci/run)
+    python3 dev.py chapter 03   after editing notebooks/03_encoder.md: sync its .ipynb, execute it into book/
 
 Both create ./.venv on first use (reused while requirements.txt and pyproject.toml are unchanged),
 install the pinned toolchain and egan_lib, and register the Jupyter kernel papermill uses.
@@ -80,6 +81,18 @@ def cmd_book(args) -> None:
     log(f"book executed ({args.profile}) and built in {time.time() - t0:.0f} s: open _build/html/index.html")
 
 
+def cmd_chapter(args) -> None:
+    """Regenerate each named chapter's notebook from its MyST source and execute it into book/."""
+    install()
+    for key in args.chapters:
+        hits = sorted((ROOT / "notebooks").glob(f"{key}*.md")) if key else []
+        if len(hits) != 1:
+            log(f"chapter {key!r}: expected one notebooks/{key}*.md, found {[h.name for h in hits]}")
+            sys.exit(2)
+        run([VENV / "bin" / "jupytext", "--to", "ipynb", "--update", "--quiet", hits[0]])
+    run([PY, "-m", "egan_lib.pipeline", "--profile", args.profile, "--only", *args.chapters])
+
+
 def cmd_test(args) -> None:
     """Every test, in stages; each prints its wall time and the first failing stage stops the run:
     1 unit tests, 2 the smoke pipeline into scratch/, 3 nbval on its notebooks, 4 the book build
@@ -149,6 +162,10 @@ def main() -> None:
     b.add_argument("--out", default="book", help="folder for the executed notebooks (default: book)")
     b.add_argument("--retrain", action="store_true", help="train every model from scratch")
     b.set_defaults(func=cmd_book)
+    c = sub.add_parser("chapter", help="after editing notebooks/NN_name.md: sync its .ipynb and execute it")
+    c.add_argument("chapters", nargs="+", help="chapter numbers or names, e.g. 03 or 03_encoder")
+    c.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    c.set_defaults(func=cmd_chapter)
     t = sub.add_parser("test", help="install and run every test")
     t.add_argument("--no-browser", action="store_true", help="skip installing chromium")
     t.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
