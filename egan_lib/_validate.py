@@ -74,9 +74,10 @@ def check_images(x, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name}: expected shape (N, 1, 28, 28), got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name}: empty batch (N = 0); expected at least one image")
-    if not bool(torch.isfinite(x).all()):
+    v = x.detach()
+    if not bool(torch.isfinite(v).all()):
         raise ValueError(f"{name}: contains NaN or inf; expected finite pixel values in [0, 1]")
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = float(v.min()), float(v.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: pixel values must lie in [0, 1], got min {lo:.4g} and max {hi:.4g}")
     return x if x.dtype == torch.float32 else x.to(torch.float32)
