@@ -97,9 +97,10 @@ def fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: t
 
 
 def check_fit_args(model: nn.Module, images: torch.Tensor, epochs, batch_size, lr, seed, device):
-    """The checks every trainer makes: returns (epochs, batch_size, lr, seed, device, n, steps per epoch)."""
+    """The checks every trainer makes: returns (images as float32, epochs, batch_size, lr, seed, device, n,
+    steps per epoch)."""
     check_module(model, "model")
-    check_images(images, "images")
+    images = check_images(images, "images")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_positive_float(lr, "lr")
@@ -107,7 +108,7 @@ def check_fit_args(model: nn.Module, images: torch.Tensor, epochs, batch_size, l
     dev = _device(device)
     n = images.shape[0]
     steps = max(1, n // batch_size)
-    return epochs, batch_size, lr, seed, dev, n, steps
+    return images, epochs, batch_size, lr, seed, dev, n, steps
 
 
 def fgsm_signs(classifier, images, labels, dev) -> torch.Tensor:
@@ -120,7 +121,7 @@ def fgsm_signs(classifier, images, labels, dev) -> torch.Tensor:
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Translate every image by its own random integer offset in [-max_shift, max_shift] (zero fill), batched."""
-    check_images(x)
+    x = check_images(x)
     max_shift = check_positive_int(max_shift, "max_shift", minimum=0)
     if max_shift == 0:
         return x
@@ -176,7 +177,7 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, images: torch.Tens
     """DCGAN (Radford et al. 2016): Adam(2e-4, beta1=0.5); per batch, one D step on real + fake
     (BCE with logits), then one G step with the non-saturating loss -log D(G(z))."""
     check_module(generator, "generator"); check_module(discriminator, "discriminator")
-    check_images(images, "images")
+    images = check_images(images, "images")
     epochs = check_positive_int(epochs, "epochs"); batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_positive_float(lr, "lr")
     dev = _device(device)
@@ -283,7 +284,8 @@ def train_classifier(classifier: nn.Module, images: torch.Tensor, labels: torch.
                      batch_size: int = 128, lr: float = 2e-3, seed: int = 0, device=None, progress: bool = True,
                      augment_shift: int = 0, log_every: int = 50) -> dict:
     """Supervised training with the NLL loss on clean images (Adam, cosine decay, optional random shifts)."""
-    check_module(classifier, "classifier"); check_images(images, "images")
+    check_module(classifier, "classifier")
+    images = check_images(images, "images")
     labels = check_labels(labels, n=images.shape[0], name="labels")
     epochs = check_positive_int(epochs, "epochs"); batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_positive_float(lr, "lr")

@@ -70,7 +70,7 @@ def train_apegan(generator: nn.Module, discriminator: nn.Module, images: torch.T
     only; chapter 06 shows how it fares on the others.
     """
     check_module(discriminator, "discriminator")
-    epochs, batch_size, lr, seed, dev, n, steps = check_fit_args(generator, images, epochs, batch_size, lr, seed, device)
+    images, epochs, batch_size, lr, seed, dev, n, steps = check_fit_args(generator, images, epochs, batch_size, lr, seed, device)
     eps = check_eps(eps, "eps")
     cw = check_positive_float(content_weight, "content_weight", allow_zero=True)
     aw = check_positive_float(adversarial_weight, "adversarial_weight", allow_zero=True)

@@ -50,7 +50,7 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor, *, noise: float = 
     input clip(x + noise * n, 0, 1), n ~ N(0, I) ("volume" 0.1), target the clean x, mean squared error,
     Adam (lr 1e-3, here with cosine decay), batch 256. MagNet trains 100 epochs; the profiles say how many
     are used here. The noise is drawn afresh every batch (MagNet draws it once)."""
-    epochs, batch_size, lr, seed, dev, n, steps = check_fit_args(model, images, epochs, batch_size, lr, seed, device)
+    images, epochs, batch_size, lr, seed, dev, n, steps = check_fit_args(model, images, epochs, batch_size, lr, seed, device)
     noise = check_positive_float(noise, "noise", allow_zero=True)
 
     g = seeded_generator(seed)

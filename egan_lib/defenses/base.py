@@ -106,7 +106,7 @@ class Defense:
     def purify(self, x: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
         """Purify a batch: validated input (N, 1, 28, 28) float in [0, 1]; returns a float32 CPU tensor
         of the same shape in [0, 1], computed ``batch_size`` images at a time on ``self.device``."""
-        check_images(x, f"{self.name}.purify: x")
+        x = check_images(x, f"{self.name}.purify: x")
         bs = self.batch_size if batch_size is None else check_positive_int(batch_size, "batch_size")
         for m in self.modules():
             m.eval()

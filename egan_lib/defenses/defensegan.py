@@ -108,7 +108,7 @@ class DefenseGAN(Defense):
         """The best latent z* of every image, (N, dim z) on CPU (and its per-pixel mean squared error, (N,),
         when ``return_error``). z0: optional starting points, (N, dim z) (one start per image, e.g. E(x) for
         an EGAN + Defense-GAN hybrid) or (N, R', dim z); default: R seeded random restarts."""
-        check_images(x, "Defense-GAN.project: x")
+        x = check_images(x, "Defense-GAN.project: x")
         bs = self.batch_size if batch_size is None else check_positive_int(batch_size, "batch_size")
         starts = self._starts(x, z0)
         zs, errs = [], []

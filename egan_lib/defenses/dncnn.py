@@ -57,7 +57,7 @@ def train_dncnn(model: nn.Module, images: torch.Tensor, *, labels: torch.Tensor 
     The FGSM signs are computed once, before training. Adam with cosine decay (the paper: SGD with
     momentum on 40x40 patches for 50 epochs; MNIST images are 28x28, so whole images are used).
     """
-    epochs, batch_size, lr, seed, dev, n, steps = check_fit_args(model, images, epochs, batch_size, lr, seed, device)
+    images, epochs, batch_size, lr, seed, dev, n, steps = check_fit_args(model, images, epochs, batch_size, lr, seed, device)
     eps_max = check_eps(eps_max, "eps_max")
     sigma_max = check_positive_float(sigma_max, "sigma_max", allow_zero=True)
     if classifier is not None:

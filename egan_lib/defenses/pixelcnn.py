@@ -116,9 +116,9 @@ def train_pixelcnn(model: nn.Module, images: torch.Tensor, *, epochs: int = 3, b
     """Maximum likelihood: minimise the 256-way cross-entropy of every pixel given the pixels before it
     (Adam with cosine decay). The loss is logged in bits per dimension; ``test_images`` (optional) adds
     ``hist["test_bits_per_dim"]`` after training (PixelDefend's detection statistic is this quantity)."""
-    epochs, batch_size, lr, seed, dev, n, steps = check_fit_args(model, images, epochs, batch_size, lr, seed, device)
+    images, epochs, batch_size, lr, seed, dev, n, steps = check_fit_args(model, images, epochs, batch_size, lr, seed, device)
     if test_images is not None:
-        check_images(test_images, "test_images")
+        test_images = check_images(test_images, "test_images")
     xq, levels = _to_levels(images)
     g = seeded_generator(seed)
     torch.manual_seed(seed)

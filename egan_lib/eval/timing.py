@@ -15,7 +15,7 @@ from ..config import synchronize
 def time_per_image(defense, x: torch.Tensor, *, repeats: int = 3, warmup: int = 1) -> dict:
     """Seconds per image of ``defense.purify`` (or any callable) on the batch x: ``warmup`` untimed calls,
     then the median of ``repeats`` timed calls, each bracketed by a device synchronisation."""
-    check_images(x, "x (timing batch)")
+    x = check_images(x, "x (timing batch)")
     repeats = check_positive_int(repeats, "timing_repeats")
     if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
         raise ValueError(f"timing_warmup: expected an integer >= 0, got {warmup!r}")
