@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from . import __version__
+from .eval.results import GIT_COMMIT_ENV, git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -80,20 +79,6 @@ def writable_folder(path) -> Path:
 def _first_line(text) -> str:
     lines = str(text).strip().splitlines()
     return lines[0].strip() if lines else ""
-
-
-def git_commit(root: Path = ROOT) -> str:
-    """Short commit hash of the working tree (``-dirty`` when it has uncommitted changes)."""
-    try:
-        h = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                           timeout=10).stdout.strip()
-        if not h:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return h + ("-dirty" if dirty else "")
-    except Exception:  # noqa: BLE001
-        return "unknown"
 
 
 def available_chapters(notebooks: Path = NOTEBOOKS) -> list[str]:
@@ -280,9 +265,12 @@ def main(argv=None) -> int:
     os.environ.setdefault("EGAN_PROGRESS", "0")  # one line per epoch in logs, not tqdm widgets
     import torch
     from .config import machine_name
+    os.environ.pop(GIT_COMMIT_ENV, None)      # this run's own commit, not an inherited stamp
     base = {"profile": a.profile, "seed": a.seed, "device": dev, "machine": machine_name(dev),
             "threads": torch.get_num_threads(),
             "git_commit": git_commit(), "versions": _versions(), "retrain": bool(a.retrain)}
+    # one stamp for the whole run: every chapter's results file says the same commit as the notebooks
+    os.environ[GIT_COMMIT_ENV] = base["git_commit"]
     print(f"[pipeline] profile={a.profile} device={dev} seed={a.seed} -> {out}", flush=True)
     total = 0.0
     for name in todo:
