@@ -121,7 +121,7 @@ def plot_time_vs_accuracy(results, eps: float = 0.5, ax=None, methods=None, *, t
     return fig
 
 
-def _to_float_images(images, name="images") -> torch.Tensor:
+def as_float_images(images, name="images") -> torch.Tensor:
     """Images to draw -> a float32 CPU tensor (N, 1, H, W) in [0, 1].
 
     (N, 1, H, W) or (N, H, W) tensors or arrays: floating ones (any dtype) are clipped to [0, 1];
@@ -152,10 +152,10 @@ def _to_float_images(images, name="images") -> torch.Tensor:
 
 def _to_numpy_images(images, name="images") -> np.ndarray:
     """(N, 1, H, W) / (N, H, W) tensor or array (float in [0, 1], or uint8) -> float32 array (N, H, W) in [0, 1]."""
-    return _to_float_images(images, name)[:, 0].numpy()
+    return as_float_images(images, name)[:, 0].numpy()
 
 
-def _grid(t: torch.Tensor, nrow: int, padding: int, pad_value: float) -> np.ndarray:
+def grid_array(t: torch.Tensor, nrow: int, padding: int, pad_value: float) -> np.ndarray:
     """torchvision.utils.make_grid of (N, 1, H, W) as one (H', W') array; one image is padded too
     (make_grid returns a single image as it is)."""
     from torchvision.utils import make_grid
@@ -167,12 +167,12 @@ def _grid(t: torch.Tensor, nrow: int, padding: int, pad_value: float) -> np.ndar
 def tile_images(images, nrow: int, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
     """One (H, W) array of the images in rows of ``nrow``: ``torchvision.utils.make_grid``, one channel.
     uint8 images are rescaled with ``egan_lib.data.to_float``; float ones are clipped to [0, 1]."""
-    t = _to_float_images(images)
+    t = as_float_images(images)
     if isinstance(nrow, bool) or not isinstance(nrow, numbers.Integral) or nrow < 1:
         raise ValueError(f"nrow: expected an integer >= 1 (images per row), got {nrow!r}")
     if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
         raise ValueError(f"padding: expected an integer >= 0 (pixels between images), got {padding!r}")
-    return _grid(t, int(nrow), int(padding), pad_value)
+    return grid_array(t, int(nrow), int(padding), pad_value)
 
 
 def image_grid(images, nrow: int = 8, ax=None, title: str | None = None, *, padding: int = 2):

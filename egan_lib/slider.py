@@ -22,7 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ._validate import check_images, check_labels, check_module
-from .plots import _grid, _to_float_images, as_results
+from .plots import as_float_images, as_results, grid_array
 
 __all__ = ["static_eps_slider", "html_string", "render_frame", "live_eps_slider"]
 
@@ -56,14 +56,14 @@ def render_frame(examples, eps: float, methods=None, *, scale: int = 2, class_na
     names = list(cols)
     labels = examples.labels.tolist()
     k = len(labels)
-    imgs = torch.cat([_to_float_images(cols[c], c) for c in names])   # row-major: one row per column name
+    imgs = torch.cat([as_float_images(cols[c], c) for c in names])   # row-major: one row per column name
     h, w = imgs.shape[2:]
     padx, pady = 3, 11  # pady leaves room for the prediction under each image
     cw, ch = w + padx, h + pady
     # the plots' tiling (torchvision's make_grid): each image with padx white columns on its right and pady
     # white rows under it, then a white margin of padx columns on the left and 2 rows on top
     cells = torch.nn.functional.pad(imgs, (0, padx, 0, pady), value=1.0)
-    grid = np.pad(_grid(cells, k, 0, 1.0), ((2, 0), (padx, 0)), constant_values=1.0)
+    grid = np.pad(grid_array(cells, k, 0, 1.0), ((2, 0), (padx, 0)), constant_values=1.0)
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= 8:
         raise ValueError(f"scale: expected an integer in 1..8 (screen pixels per image pixel), got {scale!r}")
     dpi = 100

@@ -265,7 +265,7 @@ def test_plots_refuse_ambiguous_integer_images_and_nan():
 
 def test_slider_frames_use_the_same_tiling(res):
     """render_frame tiles through plots (make_grid); its grid keeps the earlier hand-written layout."""
-    from egan_lib.plots import _grid
+    from egan_lib.plots import grid_array as _grid
     import torch.nn.functional as F
     k = 7
     cols = [torch.rand(k, 1, 28, 28) for _ in range(3)]
