@@ -76,6 +76,8 @@ def cmd_book(args) -> None:
     pipe = [PY, "-m", "egan_lib.pipeline", "--profile", args.profile, "--out", args.out]
     if args.retrain:
         pipe.append("--retrain")
+    if args.reevaluate:
+        pipe.append("--reevaluate")
     run(pipe)
     run([VENV / "bin" / "jupyter-book", "build", "--warningiserror", "--keep-going", ROOT])
     log(f"book executed ({args.profile}) and built in {time.time() - t0:.0f} s: open _build/html/index.html")
@@ -161,6 +163,7 @@ def main() -> None:
     b.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
     b.add_argument("--out", default="book", help="folder for the executed notebooks (default: book)")
     b.add_argument("--retrain", action="store_true", help="train every model from scratch")
+    b.add_argument("--reevaluate", action="store_true", help="recompute the stored evaluations (chapters 06-07)")
     b.set_defaults(func=cmd_book)
     c = sub.add_parser("chapter", help="after editing notebooks/NN_name.md: sync its .ipynb and execute it")
     c.add_argument("chapters", nargs="+", help="chapter numbers or names, e.g. 03 or 03_encoder")

@@ -212,6 +212,8 @@ def main(argv=None) -> int:
     ap.add_argument("--results-dir", default=None, help="where chapter 06/07 write JSON (default <out>/results)")
     ap.add_argument("--only", nargs="+", help="run only these chapters (names or numbers)")
     ap.add_argument("--from", dest="start", help="run from this chapter on")
+    ap.add_argument("--reevaluate", action="store_true",
+                    help="recompute the stored evaluations of chapters 06-07 even when their settings match")
     ap.add_argument("--retrain", action="store_true",
                     help="train every model from scratch, once: the profile's old checkpoints are moved aside "
                          "(<artifacts>/checkpoints/<profile>.before-retrain-<time>) and the shipped weights are not used")
@@ -261,7 +263,8 @@ def main(argv=None) -> int:
     # The chapters themselves run with retrain=False: the first chapter that needs a model trains it
     # into the emptied folder and the later ones load it (retrain=True would retrain it in each chapter).
     params = {"profile": a.profile, "seed": a.seed, "device": dev, "artifacts_dir": str(art),
-              "data_dir": a.data_dir, "results_dir": str(results), "retrain": False}
+              "data_dir": a.data_dir, "results_dir": str(results), "retrain": False,
+              "reevaluate": bool(a.reevaluate)}
     os.environ.setdefault("EGAN_PROGRESS", "0")  # one line per epoch in logs, not tqdm widgets
     import torch
     from .config import machine_name

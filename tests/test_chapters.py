@@ -31,7 +31,7 @@ NAMES = [p.stem for p in SOURCES]
 SYNC = ".venv/bin/jupytext --sync notebooks/{name}.md"
 RERUN = ".venv/bin/python -m egan_lib.pipeline --profile cpu --only {nn}"
 # what egan_lib.pipeline passes to every chapter (papermill overrides them in the `parameters` cell)
-PARAMETERS = ("profile", "seed", "device", "data_dir", "artifacts_dir", "results_dir", "retrain")
+PARAMETERS = ("profile", "seed", "device", "data_dir", "artifacts_dir", "results_dir", "retrain", "reevaluate")
 # cells the pipeline adds to an executed chapter: papermill's parameters and the run note (pipeline.stamp)
 ADDED_BY_PIPELINE = {"injected-parameters", "run-info"}
 

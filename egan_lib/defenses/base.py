@@ -81,6 +81,17 @@ class Defense:
         """The networks this defense runs (moved by ``to``, kept in eval mode)."""
         return []
 
+    def hyperparameters(self) -> dict:
+        """The purification settings beyond the weights (steps, restarts, radius, precision...)."""
+        return {}
+
+    def settings(self) -> dict:
+        """What produced this defense's outputs: its class, hyper-parameters and the sha256 of every
+        network's weights (recorded next to every result, and the key of a stored evaluation)."""
+        from ..checkpoints import model_sha256
+        return {"name": self.name, "class": type(self).__name__, **self.hyperparameters(),
+                "weights_sha256": [model_sha256(m) for m in self.modules()]}
+
     def to(self, device) -> "Defense":
         dev = _device(device)
         for m in self.modules():

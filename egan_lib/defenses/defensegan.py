@@ -58,6 +58,10 @@ class DefenseGAN(Defense):
     def modules(self) -> list:
         return [self.generator]
 
+    def hyperparameters(self) -> dict:
+        return {"L_steps": self.steps, "R_restarts": self.restarts, "lr": self.lr, "momentum": self.momentum,
+                "lr_decay": self.lr_decay, "decay_at": self.decay_at, "init_std": self.init_std, "seed": self.seed}
+
     def initial_latents(self, n: int) -> torch.Tensor:
         """The R starting points of every image, (n, R, dim z), from the seeded generator (on CPU)."""
         n = check_positive_int(n, "n")

@@ -31,6 +31,9 @@ class EGAN(Defense):
     def modules(self) -> list:
         return [self.encoder, self.generator]
 
+    def hyperparameters(self) -> dict:
+        return {"bf16": self.bf16, "channels_last": self.channels_last}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.generator(self.encoder(self._input(x)))
 

@@ -46,6 +46,9 @@ class HybridDefense(Defense):
     def modules(self) -> list:
         return [self.encoder, self.generator]
 
+    def hyperparameters(self) -> dict:
+        return {"steps": self.steps, "lr": self.lr}
+
     def __repr__(self) -> str:
         return f"HybridDefense(name={self.name!r}, steps={self.steps}, lr={self.lr}, device={self.device})"
 

@@ -107,6 +107,9 @@ class PixelDefend(Defense):
     def modules(self) -> list:
         return [self.pixelcnn]
 
+    def hyperparameters(self) -> dict:
+        return {"eps_def": self.eps_def, "bf16": self.bf16}
+
     def _purify_batch(self, xb, start, context):
         return pixeldefend_batch(self.pixelcnn, xb, self.eps_def, bf16=self.bf16)
 

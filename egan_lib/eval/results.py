@@ -85,7 +85,8 @@ class Results:
     n_test: int | None = None
 
     def to_json_dict(self, dataset: str, profile: str, device=None, git_commit: str | None = None,
-                     threat_model: str | None = None, *, extra: dict | None = None, runtime: dict | None = None) -> dict:
+                     threat_model: str | None = None, *, extra: dict | None = None, runtime: dict | None = None,
+                     settings: dict | None = None) -> dict:
         """The results object of ``egan_lib.eval.schema`` (validated). device defaults to the timing device, git_commit to
         ``git_commit()``, threat_model to the one evaluated."""
         if device is None:
@@ -106,6 +107,8 @@ class Results:
                 "seconds_per_image": float(self.seconds_per_image[m]),
                 "n": int(self.n[m]),
             }
+            if settings and m in settings:
+                obj["methods"][m]["settings"] = _jsonable(settings[m])
         rt = {k: v for k, v in self.timing.items() if k != "per_method"} if self.timing else {}
         if runtime:
             rt.update(runtime)

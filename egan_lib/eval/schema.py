@@ -23,7 +23,7 @@ from ..attacks.base import THREAT_MODELS  # noqa: F401  (re-exported: the names 
 REQUIRED_KEYS = ("dataset", "profile", "device", "n_test", "threat_model", "git_commit", "methods")
 OPTIONAL_KEYS = ("runtime", "extra")
 METHOD_REQUIRED_KEYS = ("accuracy", "ci95", "seconds_per_image")
-METHOD_OPTIONAL_KEYS = ("n",)
+METHOD_OPTIONAL_KEYS = ("n", "settings")
 EPS_KEY_RE = re.compile(r"^[0-9]\.[0-9]{2}$")
 #: names used in the book; any other non-empty name is accepted too (say what it means in the chapter)
 
@@ -99,6 +99,8 @@ def validate_one_result(obj, where: str = "") -> None:
         s = m["seconds_per_image"]
         if not _is_num(s) or s <= 0:
             fail(f"{at}.seconds_per_image must be a finite number > 0, got {s!r}")
+        if "settings" in m and not isinstance(m["settings"], dict):
+            fail(f"{at}.settings must be an object (what produced this row: weights' sha256, L, R, ...)")
         if "n" in m:
             k = m["n"]
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_test:
