@@ -46,3 +46,13 @@ def test_dncnn_budget_rejects_bad_eps(tmp_path):
     mod = _load("dncnn_budget")
     with pytest.raises(SystemExit):
         mod.main(["--profile", "smoke", "--eps", "1.5", "--artifacts", str(tmp_path)])
+
+
+def test_bench_encoder_reports_every_variant(tmp_path, capsys):
+    mod = _load("bench_encoder")
+    out = tmp_path / "enc.json"
+    assert mod.main(["--profile", "smoke", "--threads", "1", "--batches", "4", "--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["fp32", "bf16", "bf16+channels_last"]
+    assert all(r["image_steps_per_second"] > 0 for r in rows)
+    assert "image-steps/s" in capsys.readouterr().out
