@@ -54,3 +54,20 @@ def test_study_rejects_bad_input(bad):
     kw.update(bad)
     with pytest.raises(ValueError):
         study.adaptive_study(**kw)
+
+
+def test_threat_model_figure_leaves_out_the_on_manifold_search_and_draws_references_as_points():
+    from egan_lib.eval.references import BEST_KNOWN
+    def entry(tm, acc):
+        return {"threat_model": tm, "n_test": 10,
+                "methods": {"EGAN": {"accuracy": {"0.10": acc, "0.30": acc}, "ci95": {"0.10": [0, 1], "0.30": [0, 1]},
+                                     "n": 10}}}
+    fig = study.plot_threat_models([entry("adaptive-pgd", 0.1), entry("on-manifold", 0.9)], "EGAN", [0.1, 0.3],
+                                   reference_lines=BEST_KNOWN)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not any("on-manifold" in t for t in labels) and any("adaptive-pgd" in t for t in labels)
+    refs = [l for l in ax.get_lines() if l.get_label().startswith(("PGD adversarial", "TRADES", "CROWN"))]
+    assert len(refs) == 3 and all(list(l.get_xdata()) == [0.3] for l in refs)
+    table = study.accuracy_table([entry("adaptive-pgd", 0.1), entry("on-manifold", 0.9)], [0.1], exclude=("on-manifold",))
+    assert "on-manifold" not in table and "adaptive-pgd" in table

@@ -105,10 +105,11 @@ def study_entries(study: dict, *, dataset: str, profile: str, device: str, git_c
     return entries
 
 
-def accuracy_table(entries: list[dict], eps_values, oblivious: dict | None = None) -> str:
-    """Markdown: rows = (method, threat model), columns = eps, cells 'acc% [lo, hi]' and n."""
+def accuracy_table(entries: list[dict], eps_values, oblivious: dict | None = None, *, exclude=()) -> str:
+    """Markdown: rows = (method, threat model), columns = eps, cells 'acc% [lo, hi]' and n; the threat
+    models in ``exclude`` are left out (e.g. an on-manifold search that found no feasible point)."""
     rows = []
-    allent = ([oblivious] if oblivious else []) + list(entries)
+    allent = [e for e in ([oblivious] if oblivious else []) + list(entries) if e["threat_model"] not in exclude]
     methods = []
     for e in allent:
         for m in e["methods"]:
@@ -134,14 +135,17 @@ def accuracy_table(entries: list[dict], eps_values, oblivious: dict | None = Non
 
 
 def plot_threat_models(entries: list[dict], method: str, eps_values, *, oblivious: dict | None = None,
-                       reference_lines=(), ax=None, title: str | None = None):
-    """Accuracy vs eps of one method under every threat model, with Wilson bands and reference lines."""
+                       reference_lines=(), ax=None, title: str | None = None, exclude=("on-manifold",),
+                       legend_size: int = 8):
+    """Accuracy vs eps of one method under every threat model, with Wilson bands; published references
+    drawn as points at the eps they were measured at. The on-manifold search is left out by default: an
+    image for which it finds no G(z) in the eps ball is a feasibility result, not an accuracy."""
     fig = None
     if ax is None:            # a Figure outside pyplot (as egan_lib.plots): shown once, when returned
         from matplotlib.figure import Figure
         fig = Figure(figsize=(7, 4), layout="constrained")
         ax = fig.add_subplot()
-    allent = ([oblivious] if oblivious else []) + list(entries)
+    allent = [e for e in ([oblivious] if oblivious else []) + list(entries) if e["threat_model"] not in exclude]
     for e in allent:
         if method not in e["methods"]:
             continue
@@ -150,10 +154,10 @@ def plot_threat_models(entries: list[dict], method: str, eps_values, *, obliviou
         xs = [float(k) for k in ks]
         ax.plot(xs, [100 * v["accuracy"][k] for k in ks], "o-", label=f"{e['threat_model']} (n = {v.get('n', e['n_test'])})")
         ax.fill_between(xs, [100 * v["ci95"][k][0] for k in ks], [100 * v["ci95"][k][1] for k in ks], alpha=0.2)
-    for ref in reference_lines:
-        ax.axhline(100 * ref.accuracy, ls="--", lw=1, c="gray")
-        ax.annotate(ref.label, (min(eps_values), 100 * ref.accuracy), fontsize=7, va="bottom")
+    for ref, marker in zip(reference_lines, "*Ds^v"):
+        ax.plot([ref.eps], [100 * ref.accuracy], marker, c="k", ms=8, ls="none",
+                label=f"{ref.label}: {100 * ref.accuracy:.1f}% at eps {ref.eps:g}")
     ax.set(xlabel="eps (L-inf, pixels in [0, 1])", ylabel="accuracy (%)", ylim=(0, 102),
            title=title or f"{method}: accuracy under each threat model (95% Wilson bands)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
     return fig or ax.figure
