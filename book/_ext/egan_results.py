@@ -21,6 +21,8 @@ Registered in _config.yml (``sphinx: local_extensions: egan_results: book/_ext``
 ``result`` (role)
     One number in the prose: ``{result}`EGAN@0.30``` gives "91.2 % (95 % CI 88.4–93.5 %)";
     ``{result}`EGAN@time``` the time per image; ``{result}`EGAN@n``` its number of test images;
+    ``{result}`EGAN@time_rank``` its place by time per image among the defenses (every method but
+    "Original"), e.g. "the 2nd slowest of the 6 defenses";
     ``{result}`@n_test``` / ``@device`` / ``@profile`` / ``@dataset`` / ``@threat_model`` /
     ``@git_commit`` a field of the run. Reads the file of ``egan_results_file`` (threat model
     "oblivious"; ``METHOD@EPS@THREAT`` picks another one).
@@ -130,6 +132,19 @@ def fmt_seconds(s: float) -> str:
     if s < 1:
         return f"{s * 1e3:.3g} ms"
     return f"{s:.3g} s"
+
+
+def time_rank(entry: dict, method: str) -> str:
+    """Where ``method`` stands by time per image among the defenses of a results entry (every method but
+    "Original", the undefended classifier): "the slowest of the 6 defenses", "the 2nd slowest of ...";
+    ties share the better place."""
+    times = {m: r["seconds_per_image"] for m, r in entry["methods"].items() if m != "Original"}
+    if method not in times:
+        raise ResultsError(f"time_rank: {method!r} is not a defense of this results file; defenses: {sorted(times)}")
+    rank = 1 + sum(t > times[method] for t in times.values())
+    suffix = "th" if 10 <= rank % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(rank % 10, "th")
+    place = "the slowest" if rank == 1 else f"the {rank}{suffix} slowest"
+    return f"{place} of the {len(times)} defenses"
 
 
 def _split(text: str | None) -> list[str]:
@@ -257,7 +272,8 @@ class ResultRole(SphinxRole):
         parts = self.text.strip().split("@")
         try:
             if len(parts) not in (2, 3):
-                raise ResultsError(f"expected METHOD@EPS, METHOD@time, METHOD@n or @FIELD, got {self.text!r}")
+                raise ResultsError(f"expected METHOD@EPS, METHOD@time, METHOD@time_rank, METHOD@n or @FIELD, "
+                                  f"got {self.text!r}")
             method, what = parts[0].strip(), parts[1].strip()
             entry = read_results(path, parts[2].strip() if len(parts) == 3 else "oblivious")
             if not method:
@@ -270,6 +286,8 @@ class ResultRole(SphinxRole):
                 r = entry["methods"][method]
                 if what == "time":
                     text = fmt_seconds(r["seconds_per_image"])
+                elif what == "time_rank":
+                    text = time_rank(entry, method)
                 elif what == "n":
                     text = str(r.get("n", entry["n_test"]))
                 else:
