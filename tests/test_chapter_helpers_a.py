@@ -40,3 +40,26 @@ def test_time_rank_of_the_committed_run_matches_its_times():
     times = {m: r["seconds_per_image"] for m, r in e["methods"].items() if m != "Original"}
     slowest = max(times, key=times.get)
     assert egan_results.time_rank(e, slowest) == f"the slowest of the {len(times)} defenses"
+
+
+def test_time_rank_role_renders_in_a_sphinx_build(tmp_path):
+    """The role as the introduction uses it, in a tiny Sphinx project on the committed results file."""
+    import shutil
+    import subprocess
+    import textwrap
+    pytest.importorskip("myst_parser")
+    src = tmp_path / "src"
+    (src / "results").mkdir(parents=True)
+    shutil.copy(ROOT / "book" / "results" / "mnist-cpu.json", src / "results" / "mnist-cpu.json")
+    (src / "conf.py").write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / "book" / "_ext")!r})
+        extensions = ["myst_parser", "egan_results"]
+        egan_results_file = "results/mnist-cpu.json"
+    """))
+    (src / "index.md").write_text("# T\n\nEGAN is {result}`EGAN@time_rank`.\n")
+    r = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-W", "-q", "-E", str(src), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    e = json.loads((src / "results" / "mnist-cpu.json").read_text())
+    assert egan_results.time_rank(e, "EGAN") in (tmp_path / "out" / "index.html").read_text()
