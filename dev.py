@@ -40,7 +40,8 @@ def run(cmd, **kw) -> None:
 def install() -> float:
     """Create .venv and install requirements.txt + egan_lib (editable) + the kernel. Idempotent."""
     t0 = time.time()
-    want = hashlib.sha256((ROOT / "requirements.txt").read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    want = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in
+                                   ("requirements.txt", "requirements-nodeps.txt", "pyproject.toml"))).hexdigest()
     if STAMP.exists() and STAMP.read_text().strip() == want and PY.exists():
         log("environment up to date (.venv)")
         return 0.0
@@ -48,6 +49,8 @@ def install() -> float:
         run([sys.executable, "-m", "venv", VENV])
     run([PY, "-m", "pip", "install", "--upgrade", "--quiet", "pip"])
     run([PY, "-m", "pip", "install", "--quiet", "-r", ROOT / "requirements.txt", "-e", ROOT])
+    # packages whose declared pins conflict with the toolchain but which work with it (torchattacks)
+    run([PY, "-m", "pip", "install", "--quiet", "--no-deps", "-r", ROOT / "requirements-nodeps.txt"])
     # papermill needs a registered kernel inside the venv
     run([PY, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3", "--display-name", "Python 3 (egan)"])
     STAMP.write_text(want)
