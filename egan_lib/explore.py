@@ -4,6 +4,9 @@ Each function is batched and returns plain numbers or tensors; the notebooks onl
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
@@ -15,7 +18,7 @@ from .torch_utils import model_device as _dev
 
 __all__ = ["class_counts", "examples_per_class", "pixel_stats", "class_probabilities", "sample_quality",
            "nearest_neighbour_distance", "interpolate", "reconstruct", "squared_error", "mean_ci",
-           "compare_precision", "precision_report"]
+           "compare_precision", "precision_report", "repository_file", "budget_rows", "budget_markdown", "load_json"]
 
 
 def class_counts(labels: torch.Tensor, num_classes: int = 10) -> list[int]:
@@ -149,3 +152,54 @@ def precision_report(res: dict) -> str:
     lines.append(f"bf16 - fp32, paired: {d['error_diff']:+.3f} +/- {d['ci95_half']:.3f}")
     lines.append(f"bf16 runs at {d['speedup']:.2f}x the speed of fp32 here ({d['capability']}, {d['threads']} threads)")
     return "\n".join(lines)
+
+
+def repository_file(relpath: str, *, start=None) -> Path | None:
+    """A file of the book's repository (e.g. ``benchmarks/results/dncnn_budget_cpu.json``), looked for in the
+    folder above the installed package, then in ``start`` (default: the working directory) and its
+    parents; None when it is not there (Colab installs the package only, without the repository)."""
+    if not isinstance(relpath, str) or not relpath or Path(relpath).is_absolute():
+        raise ValueError(f"relpath: expected a path relative to the repository root, got {relpath!r}")
+    here = Path.cwd() if start is None else Path(start)
+    for root in (Path(__file__).resolve().parent.parent, here.resolve(), *here.resolve().parents):
+        if (root / relpath).is_file():
+            return root / relpath
+    return None
+
+
+def budget_rows(obj: dict) -> list[dict]:
+    """The rows of a ``benchmarks/dncnn_budget.py`` results file as flat dicts: net, epochs, steps,
+    train_seconds, n and, per eps key ("0.1"), correct, acc and ci95 (Wilson 95%)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("rows"), list) or not obj["rows"]:
+        raise ValueError("obj: expected a dncnn_budget results dict with a non-empty 'rows' list")
+    rows = []
+    for r in obj["rows"]:
+        missing = [k for k in ("net", "epochs", "steps", "train_seconds", "n", "accuracy") if k not in r]
+        if missing:
+            raise ValueError(f"obj['rows']: a row lacks {missing}")
+        rows.append({k: r[k] for k in ("net", "epochs", "steps", "train_seconds", "n")} | {"accuracy": dict(r["accuracy"])})
+    return rows
+
+
+def budget_markdown(obj: dict) -> str:
+    """A Markdown table of a ``dncnn_budget.py`` results file: one row per trained net, the accuracy at each
+    eps as a percentage with its 95% Wilson interval, n, training steps and seconds."""
+    rows = budget_rows(obj)
+    eps = sorted({e for r in rows for e in r["accuracy"]}, key=float)
+    head = "| net (layers x channels) | epochs | steps | training (s) | n | " + \
+        " | ".join(f"eps {float(e):.2f}" for e in eps) + " |"
+    lines = [head, "|" + "---|" * (5 + len(eps))]
+    for r in rows:
+        cells = []
+        for e in eps:
+            a = r["accuracy"].get(e)
+            cells.append("-" if a is None else f"{100 * a['acc']:.1f}% [{100 * a['ci95'][0]:.1f}, {100 * a['ci95'][1]:.1f}]")
+        lines.append(f"| {r['net']} | {r['epochs']} | {r['steps']} | {r['train_seconds']:.0f} | {r['n']} | " +
+                     " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def load_json(path) -> dict:
+    """The JSON object in ``path``."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
