@@ -14,12 +14,14 @@ from __future__ import annotations
 from ..config import eps_grid
 from .base import (LOSSES, THREAT_ADAPTIVE_BPDA, THREAT_ADAPTIVE_PGD, THREAT_MODELS, THREAT_OBLIVIOUS,
                    THREAT_OBLIVIOUS_PGD, THREAT_ON_MANIFOLD, accuracy, predict, purify_batched)
+from .autoattack import autoattack
 from .bpda import Through, bpda, through
+from .eot import EOT, eot
 from .fgsm import fgsm, fgsm_grid, fgsm_through, gradient_sign
 from .onmanifold import on_manifold_attack
 from .pgd import pgd
 
 __all__ = ["eps_grid", "fgsm", "fgsm_grid", "fgsm_through", "gradient_sign", "pgd", "bpda", "through", "Through",
-           "on_manifold_attack", "predict", "accuracy", "purify_batched", "LOSSES", "THREAT_MODELS",
+           "on_manifold_attack", "autoattack", "eot", "EOT", "predict", "accuracy", "purify_batched", "LOSSES", "THREAT_MODELS",
            "THREAT_OBLIVIOUS", "THREAT_OBLIVIOUS_PGD", "THREAT_ADAPTIVE_PGD", "THREAT_ADAPTIVE_BPDA",
            "THREAT_ON_MANIFOLD"]

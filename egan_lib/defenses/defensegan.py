@@ -58,6 +58,13 @@ class DefenseGAN(Defense):
     def modules(self) -> list:
         return [self.generator]
 
+    def reseeded(self, seed: int) -> "DefenseGAN":
+        """The same defense with another draw of its random restarts (for EOT, and fresh evaluation draws)."""
+        import copy
+        other = copy.copy(self)
+        other.seed = check_seed(seed)
+        return other
+
     def hyperparameters(self) -> dict:
         return {"L_steps": self.steps, "R_restarts": self.restarts, "lr": self.lr, "momentum": self.momentum,
                 "lr_decay": self.lr_decay, "decay_at": self.decay_at, "init_std": self.init_std, "seed": self.seed}

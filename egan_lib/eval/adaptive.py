@@ -24,7 +24,9 @@ import torch
 from .._validate import (check_callable, check_eps, check_eps_list, check_images, check_labels,
                          check_positive_float, check_positive_int)
 from ..attacks.base import THREAT_OBLIVIOUS_PGD, check_defense, predict, purify_batched
+from ..attacks.autoattack import VERSION as AUTOATTACK_VERSION, autoattack
 from ..attacks.bpda import through
+from ..attacks.eot import eot
 from ..attacks.fgsm import fgsm_through
 from ..attacks.pgd import pgd
 from ..torch_utils import plain
@@ -34,14 +36,18 @@ from .stats import accuracy_summary
 def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps_values, *, attack: str = "pgd",
                       steps: int = 40, restarts: int = 1, step_size: float | None = None, random_start: bool = True,
                       seed: int = 0, bpda="auto", loss: str = "ce", batch_size: int = 256, device=None,
-                      return_adv: bool = False, progress: bool = False) -> dict:
+                      return_adv: bool = False, progress: bool = False, eot_samples: int = 1) -> dict:
     """Accuracy of the defended classifier under an attack that goes *through* the defense.
 
     Threat model: white-box. The attacker knows the weights of the purifier and of C and attacks
     x -> C(purify(x)) (:func:`through`): exact gradients for a differentiable defense
     ("adaptive-pgd"; EGAN: through C(G(E(x)))), BPDA for a non-differentiable one ("adaptive-bpda").
-    ``attack``: "pgd" (Madry et al. 2018; ``steps``, ``restarts``, ``step_size``) or "fgsm"
-    ("adaptive-fgsm" / "adaptive-bpda-fgsm").
+    ``attack``: "pgd" (Madry et al. 2018; ``steps``, ``restarts``, ``step_size``), "fgsm"
+    ("adaptive-fgsm" / "adaptive-bpda-fgsm") or "autoattack" (standard AutoAttack from torchattacks on the
+    same attacked function). ``eot_samples`` > 1 (a randomised defense with ``reseeded(seed)``, e.g.
+    Defense-GAN's random restarts): the attack follows the expected prediction over that many draws of
+    the defense's randomness (EOT); the deployed defense is then evaluated with its own draw.
+    The result also holds ``correct``: {eps: per-image outcomes}, for the worst case over attacks.
 
     Evaluation: for each eps, accuracy = mean(argmax C(defense.purify(x_adv)) == y) on all n images,
     with its Wilson 95% interval. Returns ``{"threat_model", "accuracy": {eps: float},
@@ -52,28 +58,42 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     y = plain(check_labels(y, n=x.shape[0]))
     x = plain(x)
     eps_values = check_eps_list(eps_values, sorted_unique=False)
-    if attack not in ("pgd", "fgsm"):
-        raise ValueError(f"attack: expected 'pgd' or 'fgsm', got {attack!r}")
+    if attack not in ("pgd", "fgsm", "autoattack"):
+        raise ValueError(f"attack: expected 'pgd', 'fgsm' or 'autoattack', got {attack!r}")
     batch_size = check_positive_int(batch_size, "batch_size")
+    eot_samples = check_positive_int(eot_samples, "eot_samples")
     fn = through(defense, classifier, bpda=bpda)
-    tm = fn.threat_model if attack == "pgd" else ("adaptive-bpda-fgsm" if fn.uses_bpda else "adaptive-fgsm")
+    name = fn.name
+    if eot_samples > 1:
+        if not callable(getattr(defense, "reseeded", None)):
+            raise TypeError(f"eot_samples: {name} has no reseeded(seed) (it is not a randomised defense)")
+        base = int(getattr(defense, "seed", 0)) + 1_000_003
+        fn = eot(lambda k: through(defense.reseeded(base + k), classifier, bpda=bpda), eot_samples)
+    tm = {"pgd": fn.threat_model, "autoattack": fn.threat_model,
+          "fgsm": "adaptive-bpda-fgsm" if fn.uses_bpda else "adaptive-fgsm"}[attack]
     correct, adv = {}, {}
     from tqdm.auto import tqdm
     for e in tqdm(eps_values, desc=f"{attack} through {fn.name}", disable=not progress, leave=False):
         if attack == "pgd":
             xa = pgd(fn, x, y, e, steps=steps, step_size=step_size, random_start=random_start, restarts=restarts,
                      seed=seed, batch_size=batch_size, device=device, loss=loss)
+        elif attack == "autoattack":
+            xa = autoattack(fn, x, y, e, seed=seed, batch_size=batch_size, device=device)
         else:
             xa = fgsm_through(fn, x, y, e, batch_size=batch_size, device=device, loss=loss)
         pred = predict(classifier, purify_batched(defense, xa, batch_size), batch_size=batch_size, device=device)
         correct[e] = pred == y.cpu()
         if return_adv:
             adv[e] = xa
-    params = {"attack": attack, "loss": loss, "bpda": fn.uses_bpda, "batch_size": batch_size}
+    params = {"attack": attack, "loss": loss if attack != "autoattack" else "standard ensemble",
+              "bpda": fn.uses_bpda, "batch_size": batch_size, "eot_samples": eot_samples}
+    if attack == "autoattack":
+        params.update(version="standard", library="torchattacks " + AUTOATTACK_VERSION, seed=seed)
     if attack == "pgd":
         params.update(steps=steps, restarts=restarts, random_start=random_start, seed=seed,
                       step_size=("2.5*eps/steps" if step_size is None else float(step_size)))
-    res = accuracy_summary(correct, tm, defense=fn.name, attack=params)
+    res = accuracy_summary(correct, tm, defense=name, attack=params)
+    res["correct"] = correct
     if return_adv:
         res["adv"] = adv
     return res
@@ -209,4 +229,37 @@ def guessing_bound_demo(x: torch.Tensor, y: torch.Tensor, eps: float = 0.5, *, c
         c = int(predict(classifier, g.float(), batch_size=batch_size, device=device)[0])
         res["predicted_class"] = c
         res["accuracy"] = float(freq[c])
+    return res
+
+
+def worst_case(per_attack: dict) -> dict:
+    """The per-image worst case over attacks run on the same images: an image counts as defended at an
+    eps only if *every* attack failed on it. ``per_attack``: {label: result with ``correct`` {eps: (n,)
+    bool}} (as ``whitebox_accuracy`` returns). Returns the accuracy summary (threat model "worst-case")
+    plus ``per_attack`` accuracies and ``decisive``: {eps: {label: images only this attack broke}}, so a
+    reader sees which attack did the work."""
+    if not isinstance(per_attack, dict) or not per_attack:
+        raise ValueError("per_attack: expected a non-empty {attack label: result} dict")
+    for label, r in per_attack.items():
+        if not isinstance(r, dict) or not isinstance(r.get("correct"), dict):
+            raise ValueError(f"per_attack[{label!r}]: expected a result with per-image 'correct' outcomes")
+    eps_sets = {label: set(r["correct"]) for label, r in per_attack.items()}
+    common = sorted(set.intersection(*eps_sets.values()))
+    if not common:
+        raise ValueError(f"per_attack: no eps shared by every attack ({eps_sets})")
+    ns = {label: next(iter(r["correct"].values())).numel() for label, r in per_attack.items()}
+    if len(set(ns.values())) != 1:
+        raise ValueError(f"per_attack: the attacks ran on different numbers of images {ns}; use the same images")
+    correct, decisive = {}, {}
+    for e in common:
+        stack = torch.stack([per_attack[label]["correct"][e].bool() for label in per_attack])
+        correct[e] = stack.all(0)
+        broken_by = ~stack
+        only = broken_by & (broken_by.sum(0, keepdim=True) == 1)
+        decisive[e] = {label: int(only[i].sum()) for i, label in enumerate(per_attack)}
+    res = accuracy_summary(correct, "worst-case", attacks=list(per_attack))
+    res["per_attack"] = {label: {e: float(per_attack[label]["correct"][e].float().mean()) for e in common}
+                         for label in per_attack}
+    res["decisive"] = decisive
+    res["correct"] = correct
     return res

@@ -136,14 +136,16 @@ def accuracy_table(entries: list[dict], eps_values, oblivious: dict | None = Non
 
 def plot_threat_models(entries: list[dict], method: str, eps_values, *, oblivious: dict | None = None,
                        reference_lines=(), ax=None, title: str | None = None, exclude=("on-manifold",),
-                       legend_size: int = 8):
+                       legend_size: int = 8, legend_below: bool | None = None):
     """Accuracy vs eps of one method under every threat model, with Wilson bands; published references
     drawn as points at the eps they were measured at. The on-manifold search is left out by default: an
     image for which it finds no G(z) in the eps ball is a feasibility result, not an accuracy."""
     fig = None
+    if legend_below is None:
+        legend_below = ax is None
     if ax is None:            # a Figure outside pyplot (as egan_lib.plots): shown once, when returned
         from matplotlib.figure import Figure
-        fig = Figure(figsize=(7, 4), layout="constrained")
+        fig = Figure(figsize=(8, 5.5), layout="constrained")
         ax = fig.add_subplot()
     allent = [e for e in ([oblivious] if oblivious else []) + list(entries) if e["threat_model"] not in exclude]
     for e in allent:
@@ -159,5 +161,8 @@ def plot_threat_models(entries: list[dict], method: str, eps_values, *, obliviou
                 label=f"{ref.label}: {100 * ref.accuracy:.1f}% at eps {ref.eps:g}")
     ax.set(xlabel="eps (L-inf, pixels in [0, 1])", ylabel="accuracy (%)", ylim=(0, 102),
            title=title or f"{method}: accuracy under each threat model (95% Wilson bands)")
-    ax.legend(fontsize=legend_size)
+    if legend_below:          # below the axes: it never hides a curve or a reference point
+        ax.legend(fontsize=legend_size, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    else:
+        ax.legend(fontsize=legend_size, loc="lower left")
     return fig or ax.figure
