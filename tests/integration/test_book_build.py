@@ -265,6 +265,12 @@ def test_book_builds():
     for page in toc_pages():
         assert (html / f"{page}.html").is_file(), f"{page}.html was not written"
     assert (html / "index.html").is_file()
+    # Markdown a cell prints (results tables, shown library source) renders as tables and code, not as
+    # a paragraph of bars: no page may carry a raw Markdown table row
+    for page in chapter_pages():
+        text = (html / f"{page}.html").read_text(encoding="utf-8")
+        body = re.sub(r"<(pre|code)\b.*?</\1>", "", text, flags=re.S)         # source code may contain bars
+        assert not re.search(r"\|\s*(?:-{3}|\u2014)\s*\|", body), f"{page}: a Markdown table was not rendered"
     size = sum(f.stat().st_size for f in html.rglob("*") if f.is_file()) / 2**20
     BUILD_OK.write_text(f"{BOOK_ROOT}\n{dt:.0f} s\n{size:.1f} MB\n")
     print(f"\nbook built in {dt:.0f} s: {html} ({size:.1f} MB)")
