@@ -103,3 +103,15 @@ def test_every_registered_defense_lives_in_its_own_module():
 def test_code_cites_only_files_in_the_repository(path):
     text = path.read_text(encoding="utf-8")
     assert "SPEC" not in text, f"{path.name} cites a specification that is not in the repository"
+
+
+def test_the_package_ships_every_subpackage():
+    """pip install (Colab) must carry defenses/, attacks/, eval/, ...: pyproject's find pattern covers them."""
+    import tomllib
+
+    from setuptools import find_packages
+    cfg = tomllib.loads((LIB.parent / "pyproject.toml").read_text())
+    include = cfg["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_packages(str(LIB.parent), include=include))
+    wanted = {_name(p.parent) for p in LIB.rglob("__init__.py")}
+    assert wanted <= found, f"not shipped: {sorted(wanted - found)}"
