@@ -72,3 +72,20 @@ def tiny_discriminator():
 def tiny_encoder():
     torch.manual_seed(2)
     return Encoder(latent_dim=30, channels=4, same_blocks=1, valid_blocks=11)
+
+
+class LinearClassifier(torch.nn.Module):
+    """A seeded linear classifier on flattened images (log-probabilities): attacks break it in a step."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.lin = torch.nn.Linear(784, 10)
+
+    def forward(self, x):
+        return torch.log_softmax(self.lin(x.flatten(1)), 1)
+
+
+@pytest.fixture
+def linear_classifier():
+    return LinearClassifier().eval()

@@ -3,28 +3,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from egan_lib.attacks import autoattack, eot, through
 from egan_lib.defenses import DefenseGAN, Original
 from egan_lib.eval.adaptive import whitebox_accuracy, worst_case
+from conftest import LinearClassifier
 from egan_lib.models import Generator
 
 
-class _Lin(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.lin = nn.Linear(784, 10)
-
-    def forward(self, x):
-        return torch.log_softmax(self.lin(x.flatten(1)), 1)
 
 
 @pytest.fixture(scope="module")
 def data():
     torch.manual_seed(2)
-    C = _Lin().eval()
+    C = LinearClassifier().eval()
     x = torch.rand(8, 1, 28, 28)
     return C, x, C(x).argmax(1)
 

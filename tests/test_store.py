@@ -2,28 +2,20 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from egan_lib.defenses import DefenseGAN, Original
 from egan_lib.eval import store
 from egan_lib.eval.protocol import evaluate
+from conftest import LinearClassifier
 from egan_lib.models import Generator
 
 
-class _Clf(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.lin = nn.Linear(784, 10)
-
-    def forward(self, x):
-        return torch.log_softmax(self.lin(x.flatten(1)), 1)
 
 
 def _setup():
     torch.manual_seed(1)
     x, y = torch.rand(20, 1, 28, 28), torch.arange(20) % 10
-    C = _Clf().eval()
+    C = LinearClassifier().eval()
     defs = [Original(), DefenseGAN(Generator(width=4).eval(), steps=2, restarts=1)]
     return C, defs, x, y
 
