@@ -77,7 +77,8 @@ EGAN keeps {result}`EGAN@0.30` at {result}`EGAN@time` per image on {result}`@n_t
 
 def test_results_table_reads_the_file(tmp_path):
     data = [_fake_results(), _fake_results(threat_model="adaptive-pgd")]   # a list, one per threat model
-    data[1]["methods"]["EGAN"]["accuracy"]["0.30"] = 0.0123
+    data[1]["methods"]["EGAN"]["accuracy"]["0.30"] = 0.0123    # the other threat model's entry must not be read
+    data[1]["methods"]["EGAN"]["ci95"]["0.30"] = [0.005, 0.03]
     src = _sphinx_project(tmp_path, PAGE, data)
     r = _sphinx(src, tmp_path / "html")
     assert r.returncode == 0, r.stdout + r.stderr
