@@ -331,8 +331,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> int:
 
 
 def machine_name(dev: torch.device | str | None = None) -> str:
-    """What ran a timing, in words: the GPU's name, or the CPU's model with the vector capability
-    torch uses on it (e.g. "AMD EPYC, AVX2": bf16 is emulated there), for every reported time."""
+    """What ran a timing, in words: the GPU's name, or the CPU's model with the vector capability torch
+    uses on it and whether it computes bf16 natively (e.g. "AMD EPYC, AVX2, bf16 emulated"), for every
+    reported time."""
     import platform
     dev = device(dev)
     if dev.type == "cuda":
@@ -349,14 +350,15 @@ def machine_name(dev: torch.device | str | None = None) -> str:
     except OSError:
         pass
     model = model or platform.processor() or platform.machine() or "unknown CPU"
-    return f"{model}, {torch.backends.cpu.get_cpu_capability()}"
+    bf16 = ", native bf16" if native_bf16() else ", bf16 emulated"
+    return f"{model}, {torch.backends.cpu.get_cpu_capability()}{bf16}"
 
 
-def native_bf16() -> bool:
+def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 flags): only there does
     bf16 autocast speed E up; elsewhere it is emulated and many times slower (measure, don't assume)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.lower().startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())

@@ -91,7 +91,8 @@ def test_seed_everything_rejects_bad_seeds(bad):
 
 def test_machine_name_names_the_cpu_and_its_vector_capability():
     name = config.machine_name("cpu")
-    assert name.endswith(", " + torch.backends.cpu.get_cpu_capability()) and len(name) > len(", AVX2")
+    bf16 = "native bf16" if config.native_bf16() else "bf16 emulated"
+    assert name.endswith(f", {torch.backends.cpu.get_cpu_capability()}, {bf16}") and len(name) > len(", AVX2")
     assert config.describe_runtime("cpu")["device_name"] == name
     with pytest.raises(ValueError):
         config.machine_name("tpu")
@@ -170,3 +171,14 @@ def test_device_refuses_a_cuda_index_the_machine_lacks(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(ValueError, match=r"'cuda:3' was asked for but this machine has 1 CUDA device"):
         device("cuda:3")
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path):
+    f = tmp_path / "cpuinfo"
+    f.write_text("model name\t: X\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert config.native_bf16(str(f)) is False
+    f.write_text("model name\t: X\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    assert config.native_bf16(str(f)) is True
+    f.write_text("flags\t\t: fpu amx_bf16\n")
+    assert config.native_bf16(str(f)) is True
+    assert config.native_bf16(str(tmp_path / "missing")) is False
