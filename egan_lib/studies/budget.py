@@ -284,6 +284,7 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint-minutes", type=float, default=3.0)
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--train-size", type=int, default=None, help="MNIST training images for G (default: all)")
+    ap.add_argument("--classifier", default="cpu", help="whose shipped classifier C measures G and EGAN (default: cpu)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     a.bf16 = native_bf16() if a.precision == "auto" else a.precision == "bf16"
@@ -305,7 +306,7 @@ def main(argv=None) -> int:
     x_train = to_float(x_train)
     x_test, y_test = subset(ds.test_images, ds.test_labels, a.n_test, seed=a.seed)
     x_test = to_float(x_test)
-    C = load_shipped_classifier(a.profile)
+    C = load_shipped_classifier(a.classifier)
     res["classifier_sha256"] = model_sha256(C)
     res["n_test"] = len(y_test)
     if len(res["gan"]["snapshots"]) < len(a.gan_epochs):
@@ -321,3 +322,73 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def _pct(a: dict) -> str:
+    lo, hi = a["ci95"]
+    return f"{100 * a['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def gan_table(res: dict) -> str:
+    """Markdown: one row per G snapshot (epochs): the classifier's rarest and commonest class among 10,000
+    generated digits, its mean confidence, and EGAN's clean accuracy with the short encoder (n, interval)."""
+    snaps = sorted(res["gan"]["snapshots"], key=lambda s: s["epochs"])
+    if not snaps:
+        raise ValueError("res: no G snapshot measured yet")
+    rows = ["| G epochs | rarest class (share) | commonest class (share) | mean confidence | EGAN clean, short E (%) | n |",
+            "|---|---|---|---|---|---|"]
+    for s in snaps:
+        h = s["class_histogram"]
+        tot = sum(h)
+        lo, hi = min(range(10), key=h.__getitem__), max(range(10), key=h.__getitem__)
+        rows.append(f"| {s['epochs']} | {lo} ({100 * h[lo] / tot:.1f}%) | {hi} ({100 * h[hi] / tot:.1f}%) | "
+                    f"{s['mean_confidence']:.3f} | {_pct(s['egan_clean'])} | {s['egan_clean']['n']} |")
+    return "\n".join(rows)
+
+
+def encoder_table(res: dict) -> str:
+    """Markdown: one row per E budget: reconstruction errors (held-out G(z), real digits) and EGAN's
+    accuracy clean and under oblivious FGSM at each eps measured, with n and intervals."""
+    budgets = sorted(res["encoder"]["budgets"], key=lambda b: b["image_steps"])
+    if not budgets:
+        raise ValueError("res: no encoder budget measured yet")
+    eps = sorted(budgets[0]["egan"], key=float)
+    head = ("| image-steps | steps | ||x - G(E(x))||^2, G(z) | ||x - G(E(x))||^2, real | "
+            + " | ".join(f"EGAN eps {e} (%)" for e in eps) + " | n |")
+    rows = [head, "|" + "---|" * (5 + len(eps))]
+    for b in budgets:
+        g, r = b["recon_gen"], b["recon_real"]
+        rows.append(f"| {b['image_steps']:,} | {b['steps']:,} | {g['mean']:.2f} ± {g['ci95_half']:.2f} | "
+                    f"{r['mean']:.2f} ± {r['ci95_half']:.2f} | " + " | ".join(_pct(b["egan"][e]) for e in eps)
+                    + f" | {b['egan'][eps[0]]['n']} |")
+    return "\n".join(rows)
+
+
+def plot_budget(res: dict):
+    """Two panels: reconstruction error against E's training budget (log x), and EGAN's accuracy against
+    it at each eps with 95% Wilson bands (oblivious FGSM)."""
+    from matplotlib.figure import Figure
+    budgets = sorted(res["encoder"]["budgets"], key=lambda b: b["image_steps"])
+    if not budgets:
+        raise ValueError("res: no encoder budget measured yet")
+    x = [b["image_steps"] for b in budgets]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    a1, a2 = fig.subplots(1, 2)
+    for key, label in (("recon_gen", "held-out G(z)"), ("recon_real", "real test digits")):
+        m = [b[key]["mean"] for b in budgets]
+        h = [b[key]["ci95_half"] for b in budgets]
+        a1.errorbar(x, m, yerr=h, marker="o", capsize=3, label=f"{label} (n = {budgets[0][key]['n']})")
+    a1.set(xscale="log", xlabel="E's training budget (image-steps)", ylabel="||x - G(E(x))||^2 per image",
+           title="Reconstruction error (mean, 95% CI)")
+    a1.legend(fontsize=8)
+    for e in sorted(budgets[0]["egan"], key=float):
+        acc = [100 * b["egan"][e]["accuracy"] for b in budgets]
+        lo = [100 * b["egan"][e]["ci95"][0] for b in budgets]
+        hi = [100 * b["egan"][e]["ci95"][1] for b in budgets]
+        a2.plot(x, acc, "o-", label=f"eps {e}")
+        a2.fill_between(x, lo, hi, alpha=0.2)
+    a2.set(xscale="log", xlabel="E's training budget (image-steps)", ylabel="EGAN accuracy (%)", ylim=(0, 100),
+           title=f"EGAN under oblivious FGSM (n = {budgets[0]['egan'][next(iter(budgets[0]['egan']))]['n']}, 95% Wilson)")
+    a2.legend(fontsize=8)
+    return fig

@@ -1,0 +1,27 @@
+"""The budget study resumes where it stopped and reports what it measured (tables, figure)."""
+import json
+
+from egan_lib.studies import budget
+
+
+def test_budget_study_runs_resumes_and_reports(tmp_path, mnist):
+    out = tmp_path / "b"
+    def args(*budgets):
+        return ["--out", str(out), "--threads", "1", "--train-size", "256", "--n-test", "20", "--gan-epochs", "1", "2",
+                "--short-latents", "64", "--short-epochs", "1", "--latents", "256", "--profile", "smoke",
+                "--precision", "fp32", "--budgets", *map(str, budgets)]
+    assert budget.main(args(320, 640)) == 0
+    res = json.loads((out / "budget.json").read_text())
+    assert [s["epochs"] for s in res["gan"]["snapshots"]] == [1, 2]
+    assert [b["image_steps"] for b in res["encoder"]["budgets"]] == [320, 640]
+    b = res["encoder"]["budgets"][0]
+    assert b["steps"] == 5 and b["decay_steps"] == 1           # branched at 0.9 B: 4 constant + 1 decay step
+    assert set(b["egan"]) == {"0.00", "0.10", "0.30", "0.50"} and b["egan"]["0.00"]["n"] == 20
+    # a longer budget list resumes the trunk (no retraining of G or of the finished budgets)
+    assert budget.main(args(320, 640, 1280)) == 0
+    res2 = json.loads((out / "budget.json").read_text())
+    assert [b["image_steps"] for b in res2["encoder"]["budgets"]] == [320, 640, 1280]
+    assert res2["gan"]["snapshots"] == res["gan"]["snapshots"]
+    assert "| 640 |" in budget.encoder_table(res2) and "| 2 |" in budget.gan_table(res2)
+    fig = budget.plot_budget(res2)
+    assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
