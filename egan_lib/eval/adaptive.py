@@ -258,7 +258,7 @@ def worst_case(per_attack: dict) -> dict:
         only = broken_by & (broken_by.sum(0, keepdim=True) == 1)
         decisive[e] = {label: int(only[i].sum()) for i, label in enumerate(per_attack)}
     res = accuracy_summary(correct, "worst-case", attacks=list(per_attack))
-    res["per_attack"] = {label: {e: float(per_attack[label]["correct"][e].float().mean()) for e in common}
+    res["per_attack"] = {label: {e: int(per_attack[label]["correct"][e].sum()) / ns[label] for e in common}
                          for label in per_attack}
     res["decisive"] = decisive
     res["correct"] = correct
