@@ -30,7 +30,7 @@ from .._validate import check_eps_list, check_images, check_labels, check_positi
 from .adaptive import whitebox_accuracy, worst_case
 from .store import load_or_evaluate, protocol_settings
 
-_SPEC = re.compile(r"^(?:eot(?P<eot>\d+):)?(?:(?P<aa>autoattack)|pgd:(?P<loss>ce|cw):(?P<steps>\d+)x(?P<restarts>\d+))$")
+_ATTACK_RE = re.compile(r"^(?:eot(?P<eot>\d+):)?(?:(?P<aa>autoattack)|pgd:(?P<loss>ce|cw):(?P<steps>\d+)x(?P<restarts>\d+))$")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Attack:
 
 def parse_attack(spec: str) -> Attack:
     """``pgd:ce:100x5``, ``pgd:cw:100x5``, ``autoattack``, optionally prefixed ``eotK:`` (K draws)."""
-    m = _SPEC.match(spec.strip()) if isinstance(spec, str) else None
+    m = _ATTACK_RE.match(spec.strip()) if isinstance(spec, str) else None
     if not m:
         raise ValueError(f"attack spec {spec!r}: expected pgd:ce:STEPSxRESTARTS, pgd:cw:STEPSxRESTARTS or "
                          "autoattack, optionally prefixed eotK:")
