@@ -75,3 +75,24 @@ def test_markdown_and_missing_method():
     obj = make({}, {}); del obj["methods"]["EGAN"]
     with pytest.raises(ValueError, match="EGAN"):
         claims.claim_egan_best_above(obj)
+
+
+def test_a_tie_at_chance_is_no_support():
+    # every method at 10% above eps 0.25: nothing to rank there
+    at_chance = make({}, {"EGAN": 1e-3, "APE-GAN": 1e-4, "Defense-GAN": 0.1})
+    assert claims.claim_egan_best_above(at_chance)["verdict"] == claims.NOT_TESTABLE
+    assert claims.claim_apegan_fast_but_weak(at_chance)["verdict"] == claims.NOT_TESTABLE
+    r = claims.claim_faster_than_defensegan(at_chance, chance=0.1)
+    assert r["verdict"] == claims.PARTLY and "not testable" in r["measured"]     # fast, but no "similar accuracy"
+    # one testable eps (0.30): the verdict rests on it alone, and the rest is said to be untestable
+    obj = make({"EGAN": {"0.30": 0.7}, "APE-GAN": {"0.30": 0.5}}, {})
+    r = claims.claim_egan_best_above(obj)
+    assert r["verdict"] == claims.SUPPORTED and "1 of 1 testable" in r["measured"] and "not testable at eps 0.50" in r["measured"]
+
+
+def test_the_fig2_claim_is_judged_against_chance():
+    assert claims.claim_reconstructs_at_highest_eps(make({"EGAN": {"1.00": 0.4}}, {}))["verdict"] == claims.SUPPORTED
+    r = claims.claim_reconstructs_at_highest_eps(make({"EGAN": {"1.00": 0.1}}, {}))
+    assert r["verdict"] == claims.NOT_SUPPORTED and "eps 1.00" in r["measured"]
+    rows = claims.paper_claims(make({"Original": {"0.00": 0.99}}, {}))
+    assert any(row["paper"].startswith("Fig. 2") for row in rows)
