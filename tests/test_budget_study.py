@@ -25,3 +25,12 @@ def test_budget_study_runs_resumes_and_reports(tmp_path, mnist):
     assert "| 640 |" in budget.encoder_table(res2) and "| 2 |" in budget.gan_table(res2)
     fig = budget.plot_budget(res2)
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
+
+
+
+def test_generator_choice_prefers_balance_among_statistical_ties():
+    def snap(ep, acc, lo, hi, share):
+        return {"epochs": ep, "egan_clean": {"accuracy": acc, "ci95": [lo, hi]}, "min_class_share": share}
+    res = {"gan": {"snapshots": [snap(5, 0.884, 0.863, 0.902, 0.034), snap(10, 0.883, 0.862, 0.901, 0.053),
+                                 snap(15, 0.80, 0.77, 0.82, 0.09)]}}
+    assert budget.choose_generator(res) == 10          # 15 is the most balanced but significantly worse
