@@ -13,6 +13,12 @@ def test_budget_study_runs_resumes_and_reports(tmp_path, mnist):
     assert budget.main(args(320, 640)) == 0
     res = json.loads((out / "budget.json").read_text())
     assert [s["epochs"] for s in res["gan"]["snapshots"]] == [1, 2]
+    # a stop between saving a G snapshot and measuring it: the resumed run measures it first
+    res_cut = dict(res, gan=dict(res["gan"], snapshots=res["gan"]["snapshots"][:1]))
+    (out / "budget.json").write_text(json.dumps(res_cut))
+    assert budget.main(args(320, 640)) == 0
+    res = json.loads((out / "budget.json").read_text())
+    assert [s["epochs"] for s in res["gan"]["snapshots"]] == [1, 2]
     assert [b["image_steps"] for b in res["encoder"]["budgets"]] == [320, 640]
     b = res["encoder"]["budgets"][0]
     assert b["steps"] == 5 and b["decay_steps"] == 1           # branched at 0.9 B: 4 constant + 1 decay step

@@ -111,6 +111,15 @@ def gan_stage(args, res, out: Path, x_train, C, x_test, y_test) -> None:
         _log(f"GAN: resumed after epoch {epoch}")
     n, bs = len(x_train), p.gan_batch
     done = {s["epochs"] for s in res["gan"]["snapshots"]}
+    for ep in sorted(e for e in args.gan_epochs if e <= epoch and e not in done):   # stopped mid-measurement
+        snap_path = out / f"G_ep{ep:02d}.pt"
+        if snap_path.exists():
+            Gs = build_generator(p)
+            Gs.load_state_dict(torch.load(snap_path, weights_only=True))
+            res["gan"]["snapshots"].append(measure_generator(args, Gs.eval(), C, x_test, y_test, ep))
+            res["gan"]["snapshots"].sort(key=lambda s: s["epochs"])
+            done.add(ep)
+            _write_json(out / "budget.json", res)
     while epoch < max(args.gan_epochs):
         t0 = time.perf_counter()
         G.train(); D.train()
