@@ -1,4 +1,4 @@
-"""Adaptive attacks (egan_lib.adaptive): PGD, BPDA, attacks through a defense, the on-manifold attack,
+"""Adaptive attacks (egan_lib.attacks, egan_lib.eval.adaptive): PGD, BPDA, attacks through a defense, the on-manifold attack,
 the convergence check, the EGAN+Defense-GAN hybrid and the eps >= 0.5 guessing bound.
 
 Everything runs on tiny synthetic problems (no MNIST, no checkpoints): ten random prototype images,
