@@ -8,12 +8,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validate import check_module, check_positive_float, check_positive_int
-from ..torch_utils import EvalMode, RowAdam, model_device, plain
-from .base import Defense
+from .._validate import check_positive_float, check_positive_int
+from ..torch_utils import EvalMode, RowAdam, plain
+from .egan import EGAN
 
 
-class HybridDefense(Defense):
+class HybridDefense(EGAN):
     """EGAN + a few Defense-GAN steps ("EGAN+DGAN-k"): the point between EGAN and Defense-GAN on the
     time/accuracy figure (paper Fig. 5).
 
@@ -34,17 +34,14 @@ class HybridDefense(Defense):
 
     def __init__(self, encoder: nn.Module, generator: nn.Module, steps: int = 10, lr: float = 0.05, *,
                  device=None, batch_size: int = 256, name: str | None = None):
-        self.encoder = check_module(encoder, "encoder").eval()
-        self.generator = check_module(generator, "generator").eval()
+        super().__init__(encoder, generator, device=device)
         self.steps = check_positive_int(steps, "steps", minimum=0)
         self.lr = check_positive_float(lr, "lr")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.name = name if name is not None else f"EGAN+DGAN-{self.steps}"
-        super().__init__(device if device is not None else model_device(self.generator))
-        self.to(self.device)
 
-    def modules(self) -> list:
-        return [self.encoder, self.generator]
+    def _purify_batch(self, xb, start, context):
+        return self.forward(xb)
 
     def hyperparameters(self) -> dict:
         return {"steps": self.steps, "lr": self.lr}
