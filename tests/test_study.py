@@ -71,3 +71,9 @@ def test_threat_model_figure_leaves_out_the_on_manifold_search_and_draws_referen
     assert len(refs) == 3 and all(list(l.get_xdata()) == [0.3] for l in refs)
     table = study.accuracy_table([entry("adaptive-pgd", 0.1), entry("on-manifold", 0.9)], [0.1], exclude=("on-manifold",))
     assert "on-manifold" not in table and "adaptive-pgd" in table
+
+
+def test_feasibility_table_gives_rates_with_intervals():
+    t = study.feasibility_table({"n": 50, "feasible_rate": {0.1: 0.0, 0.3: 0.02}, "success_rate": {0.1: 0.0, 0.3: 0.0}},
+                                [0.1, 0.3])
+    assert "| 0.30 | 2.0% [0.4%, 10.5%] | 0.0% [0.0%, 7.1%] | 50 |" in t and "| 0.10 | 0.0% [0.0%, 7.1%]" in t

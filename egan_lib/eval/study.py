@@ -23,6 +23,7 @@ from ..defenses import EXPENSIVE
 from . import adaptive
 from .results import combine_eps, to_method_entry
 from .schema import validate_results_json
+from .stats import wilson_interval
 
 
 def adaptive_study(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, eps_values, *,
@@ -166,3 +167,20 @@ def plot_threat_models(entries: list[dict], method: str, eps_values, *, obliviou
     else:
         ax.legend(fontsize=legend_size, loc="lower left")
     return fig or ax.figure
+
+
+def feasibility_table(result: dict, eps_values) -> str:
+    """Markdown for an on-manifold search (``adaptive_study``'s "on-manifold" result): per eps, the share of
+    images for which some G(z) lies inside the eps ball, and the share it fooled C with (attack success),
+    each with its Wilson 95% interval and n. A feasibility result, not an accuracy."""
+    n = result["n"]
+    rows = ["| eps | images with a G(z) inside the eps ball | of which C is fooled (attack success) | n |",
+            "|---|---|---|---|"]
+    for e in eps_values:
+        cells = []
+        for key in ("feasible_rate", "success_rate"):
+            k = round(result[key][e] * n)
+            lo, hi = wilson_interval(k, n)
+            cells.append(f"{k / n:.1%} [{lo:.1%}, {hi:.1%}]")
+        rows.append(f"| {e:.2f} | {cells[0]} | {cells[1]} | {n} |")
+    return "\n".join(rows)

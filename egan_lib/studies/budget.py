@@ -38,7 +38,9 @@ from ..attacks import fgsm_grid, predict
 from ..checkpoints import load_checkpoint, model_sha256
 from ..config import describe_runtime, get_profile, native_bf16
 from ..data import load_mnist, subset, to_float
-from ..eval.stats import wilson_interval
+from ..defenses.egan import reconstruct
+from ..eval.stats import accuracy_ci, mean_ci
+from ..explore import squared_error
 from ..models import build_classifier, build_discriminator, build_encoder, build_generator
 from ..training import adversarial_step, generate, reconstruction_loss, seeded_generator, train_encoder
 
@@ -65,32 +67,22 @@ def load_shipped_classifier(profile: str = "cpu"):
     return C.eval()
 
 
-@torch.inference_mode()
-def _purify(E, G, x, batch: int = 250) -> torch.Tensor:
-    E.eval(); G.eval()
-    return torch.cat([G(E(x[i:i + batch])) for i in range(0, len(x), batch)])
-
-
-def _acc(k: int, n: int) -> dict:
-    lo, hi = wilson_interval(k, n)
-    return {"accuracy": k / n, "ci95": [lo, hi], "n": n}
+def _acc(correct: torch.Tensor) -> dict:
+    acc, ci, n = accuracy_ci(correct)
+    return {"accuracy": acc, "ci95": ci, "n": n}
 
 
 def _mean_ci(v: torch.Tensor) -> dict:
-    v = v.double()
-    half = 1.96 * float(v.std(unbiased=True)) / len(v) ** 0.5 if len(v) > 1 else float("nan")
-    return {"mean": float(v.mean()), "ci95_half": half, "n": len(v)}
+    mean, half, n = mean_ci(v)
+    return {"mean": mean, "ci95_half": half, "n": n}
 
 
 def evaluate_encoder(E, G, C, x_test, y_test, x_gen, eps_values=(0.0, 0.1, 0.3, 0.5)) -> dict:
     """Reconstruction errors (held-out G(z), real digits) and EGAN's accuracy under oblivious FGSM."""
-    rec_gen = (x_gen - _purify(E, G, x_gen)).flatten(1).pow(2).sum(1)
-    rec_real = (x_test - _purify(E, G, x_test)).flatten(1).pow(2).sum(1)
+    rec_gen = squared_error(x_gen, reconstruct(E, G, x_gen, batch_size=250))
+    rec_real = squared_error(x_test, reconstruct(E, G, x_test, batch_size=250))
     adv = fgsm_grid(C, x_test, y_test, list(eps_values))
-    acc = {}
-    for e, xa in adv.items():
-        k = int((predict(C, _purify(E, G, xa)) == y_test).sum())
-        acc[f"{e:.2f}"] = _acc(k, len(y_test))
+    acc = {f"{e:.2f}": _acc(predict(C, reconstruct(E, G, xa, batch_size=250)) == y_test) for e, xa in adv.items()}
     return {"recon_gen": _mean_ci(rec_gen), "recon_real": _mean_ci(rec_real), "egan": acc}
 
 
