@@ -47,7 +47,8 @@ class Profile:
     eps_step: float                 # FGSM grid 0, eps_step, ..., 1 (paper: 0.05)
     eval_batch: int = 256           # batch size of purification / evaluation
     eps_values: tuple | None = None # an explicit eps grid instead of 0, eps_step, ..., 1
-    expensive_n_test: int | None = None  # PixelDefend / Defense-GAN: the first n of the same subset (None = n_test)
+    expensive_n_test: int | None = None  # Defense-GAN: n of the same subset (None = n_test), spread over the parts
+    eval_parts: int = 1             # the n_test images are split into this many disjoint parts (the spread)
     # DCGAN (G and D), latent size L = 30
     latent_dim: int = 30
     g_width: int = 64
@@ -61,9 +62,12 @@ class Profile:
     enc_valid_blocks: int = 11
     enc_latents: int = 20_000       # T, drawn once
     enc_epochs: int = 4
+    enc_image_steps: int | None = None  # the budget in image-steps (steps x batch) instead of enc_epochs
+    enc_schedule: str = "cosine"    # learning rate: "cosine" decay or "wsd" (constant, linear decay over the last 10%)
     enc_batch: int = 64
     enc_lr: float = 1e-3
-    bf16: bool = False              # bf16 autocast for the encoder on CPU
+    enc_train_bf16: bool = False    # bf16 autocast while training E (part of the recipe: recorded in its checkpoint)
+    bf16: bool = False              # bf16 autocast for the encoder when EGAN purifies on CPU
     channels_last: bool = False
     # the paper's classifier C
     clf_epochs: int = 10
@@ -131,6 +135,14 @@ class Profile:
                 if not msg.startswith(f.name):
                     msg = f"{f.name}: {msg}"
                 raise ValueError(f"profile {self.name!r}, field {msg}") from None
+        for f in ("n_test", "expensive_n_test"):
+            n = getattr(self, f)
+            if n is not None and n % self.eval_parts:
+                raise ValueError(f"profile {self.name!r}, field {f}: {n} images do not split into eval_parts = "
+                                 f"{self.eval_parts} equal parts")
+        if self.expensive_n_test is not None and self.expensive_n_test > self.n_test:
+            raise ValueError(f"profile {self.name!r}, field expensive_n_test: {self.expensive_n_test} > n_test "
+                             f"= {self.n_test}")
         return self
 
     def replace(self, **changes) -> "Profile":
@@ -157,11 +169,12 @@ _MIN_ZERO = {"enc_same_blocks", "clf_shift", "pixelcnn_layers"}     # may be 0
 _MAX = {"n_test": MNIST_TEST_SIZE, "pixelcnn_test_size": MNIST_TEST_SIZE, "adaptive_n_test": MNIST_TEST_SIZE,
         "expensive_n_test": MNIST_TEST_SIZE, "adaptive_expensive_n": MNIST_TEST_SIZE,
         "train_size": MNIST_TRAIN_SIZE, "enc_valid_blocks": 13}
-_OPTIONAL_SIZES = {"train_size", "expensive_n_test", "dncnn_train_size", "ae_train_size", "apegan_train_size",
-                   "pixelcnn_train_size"}
+_OPTIONAL_SIZES = {"train_size", "expensive_n_test", "enc_image_steps", "dncnn_train_size", "ae_train_size",
+                   "apegan_train_size", "pixelcnn_train_size"}
 _RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixelcnn_lr", "defensegan_lr"}
 _FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps"}
-_FLAGS = {"bf16", "channels_last"}
+_FLAGS = {"bf16", "channels_last", "enc_train_bf16"}
+_SCHEDULES = ("cosine", "wsd")
 
 
 def _check_size(name: str, value) -> None:
@@ -213,6 +226,9 @@ def _check_field(name: str, value) -> None:
         steps = [check_positive_int(k, f"hybrid_steps[{i}]") for i, k in enumerate(value)]
         if any(b <= a for a, b in zip(steps, steps[1:])):
             raise ValueError(f"hybrid_steps: expected increasing, distinct step counts, got {steps}")
+    elif name == "enc_schedule":
+        if value not in _SCHEDULES:
+            raise ValueError(f"enc_schedule: expected one of {_SCHEDULES}, got {value!r}")
     elif name == "extra":
         if not isinstance(value, dict):
             raise ValueError(f"extra: expected a dict, got {type(value).__name__}")
@@ -222,7 +238,7 @@ def _check_field(name: str, value) -> None:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", train_size=2_000, n_test=64, eps_step=0.25, eval_batch=64,
+        name="smoke", train_size=2_000, n_test=64, eval_parts=2, eps_step=0.25, eval_batch=64,
         g_width=16, d_width=16, gan_epochs=1, gan_batch=64,
         enc_channels=8, enc_same_blocks=1, enc_valid_blocks=11, enc_latents=512, enc_epochs=1, enc_batch=64,
         clf_epochs=1, clf_batch=128,
@@ -253,7 +269,8 @@ PROFILES: dict[str, Profile] = {
         onmanifold_steps=50,
     ),
     "paper": Profile(
-        name="paper", train_size=None, n_test=10_000, eps_step=0.05, eval_batch=500,
+        name="paper", train_size=None, n_test=10_000, eval_parts=4, expensive_n_test=2_000, eps_step=0.05,
+        eval_batch=500,
         gan_epochs=30, enc_latents=60_000, enc_epochs=20, clf_epochs=20,
         dncnn_epochs=10, ae_epochs=100, apegan_epochs=10,
         pixelcnn_channels=128, pixelcnn_layers=10, pixelcnn_epochs=20,

@@ -46,6 +46,29 @@ def _cosine(step: int, total: int, lr: float) -> float:
     return 0.5 * lr * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
+SCHEDULES = ("cosine", "wsd")
+WSD_DECAY_FRACTION = 0.1
+
+
+def wsd_lr(step: int, total: int, lr: float, decay_fraction: float = WSD_DECAY_FRACTION) -> float:
+    """Warmup-stable-decay without the warmup: ``lr`` for the first (1 - decay_fraction) of ``total`` steps,
+    then a linear decay towards 0 (step i of the n decay steps uses lr * (1 - (i + 1) / (n + 1)))."""
+    branch_at = int(round((1.0 - decay_fraction) * total))
+    if step < branch_at:
+        return lr
+    n_decay = total - branch_at
+    return lr * (1.0 - (min(step - branch_at, n_decay - 1) + 1) / (n_decay + 1))
+
+
+def learning_rate(schedule: str, step: int, total: int, lr: float) -> float:
+    """The learning rate of ``step`` (0-based) out of ``total`` under ``schedule`` ("cosine" or "wsd")."""
+    if schedule == "cosine":
+        return _cosine(step, total, lr)
+    if schedule == "wsd":
+        return wsd_lr(step, total, lr)
+    raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+
+
 @contextlib.contextmanager
 def _eval_after(net: nn.Module):
     try:
@@ -61,16 +84,24 @@ def seeded_generator(seed: int) -> torch.Generator:
 
 def fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: torch.Generator, name: str,
          batch_loss, progress: bool, log_every: int, loss_fmt: str = ".4f", loss_unit: str = "",
-         log_scale: float = 1.0, epoch_key: str = "epoch_loss") -> dict:
+         log_scale: float = 1.0, epoch_key: str = "epoch_loss", max_steps: int | None = None,
+         schedule: str = "cosine") -> dict:
     """The mini-batch loop every trainer here shares (the DCGAN's two-player loop aside): per epoch one
     shuffle drawn from ``g``, then ``steps = max(1, n // batch_size)`` batches of indices; ``batch_loss(idx)``
     returns the loss of one batch (it may draw more random numbers from ``g``); Adam on ``net``'s
-    parameters with a cosine decay from ``lr``. Returns the history {"loss": running means every
+    parameters with a cosine decay from ``lr`` (``schedule="wsd"``: constant, then a linear decay over the last
+    10%: ``wsd_lr``). ``max_steps`` stops after that many steps (the last epoch may be partial; ``epochs`` is
+    then ignored). Returns the history {"loss": running means every
     ``log_every`` steps, "step", ``epoch_key``: epoch means}, every logged value being the loss times
     ``log_scale`` (e.g. nats to bits). The caller puts ``net`` in train mode and seeds; ``net`` is left
     in eval mode (also when training fails)."""
     steps = max(1, n // batch_size)
-    total = epochs * steps
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+    if max_steps is not None:
+        max_steps = check_positive_int(max_steps, "max_steps")
+        epochs = -(-max_steps // steps)
+    total = max_steps if max_steps is not None else epochs * steps
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     hist = {"loss": [], "step": [], epoch_key: []}
     run, cnt, step = 0.0, 0, 0
@@ -79,9 +110,10 @@ def fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: t
         for ep in range(epochs):
             perm = torch.randperm(n, generator=g)
             ep_sum = 0.0
-            for b in range(steps):
+            ep_steps = min(steps, total - step)
+            for b in range(ep_steps):
                 for group in opt.param_groups:
-                    group["lr"] = _cosine(step, total, lr)
+                    group["lr"] = learning_rate(schedule, step, total, lr)
                 loss = batch_loss(perm[b * batch_size:(b + 1) * batch_size])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -91,7 +123,7 @@ def fit(net: nn.Module, *, n: int, batch_size: int, epochs: int, lr: float, g: t
                 if cnt == log_every or step == total:
                     hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
                 bar.update(1)
-            hist[epoch_key].append(ep_sum / steps)
+            hist[epoch_key].append(ep_sum / ep_steps)
             log_line(progress, f"{name} epoch {ep + 1}/{epochs}: loss {hist[epoch_key][-1]:{loss_fmt}}{unit}")
     return hist
 
@@ -239,18 +271,32 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     return (x - x_hat).flatten(1).pow(2).sum(1).mean()
 
 
-def train_encoder(encoder: nn.Module, generator: nn.Module, *, n_latents: int, epochs: int, batch_size: int = 64,
-                  lr: float = 1e-3, seed: int = 0, device=None, progress: bool = True, bf16: bool = False,
-                  channels_last: bool = False, log_every: int = 20) -> dict:
+def train_encoder(encoder: nn.Module, generator: nn.Module, *, n_latents: int, epochs: int | None = None,
+                  batch_size: int = 64, lr: float = 1e-3, seed: int = 0, device=None, progress: bool = True,
+                  bf16: bool = False, channels_last: bool = False, log_every: int = 20,
+                  image_steps: int | None = None, schedule: str = "cosine") -> dict:
     """The paper's algorithm: draw T = n_latents latents once, X_i = G(z_i) with G frozen, then
-    minimise (1/T) sum ||X_i - G(E(X_i))||^2 over E's parameters for ``epochs`` epochs
-    (Adam with a cosine learning-rate decay; the paper says only "stochastic gradient descent").
+    minimise (1/T) sum ||X_i - G(E(X_i))||^2 over E's parameters with Adam (the paper says only
+    "stochastic gradient descent") for ``epochs`` epochs, or for a budget of ``image_steps``
+    (= steps x batch_size) when given. ``schedule``: "cosine" decay of the learning rate, or "wsd"
+    (constant, then linear to 0 over the last 10%: what the budget study of chapter 03 chose).
 
     bf16 / channels_last speed up E on CPU (the loss is still computed in fp32).
     """
     check_module(encoder, "encoder"); check_module(generator, "generator")
-    n_latents = check_positive_int(n_latents, "n_latents"); epochs = check_positive_int(epochs, "epochs")
+    n_latents = check_positive_int(n_latents, "n_latents")
     batch_size = check_positive_int(batch_size, "batch_size"); lr = check_positive_float(lr, "lr")
+    if (epochs is None) == (image_steps is None):
+        raise ValueError("train_encoder: give exactly one of epochs and image_steps (the training budget)")
+    max_steps = None
+    if image_steps is not None:
+        image_steps = check_positive_int(image_steps, "image_steps")
+        if image_steps < batch_size:
+            raise ValueError(f"image_steps: {image_steps:,} is less than one batch of {batch_size}")
+        max_steps, epochs = image_steps // batch_size, 1
+    epochs = check_positive_int(epochs, "epochs")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
     dev = _device(device)
     G = generator.to(dev).eval()
     for p in G.parameters():
@@ -271,7 +317,7 @@ def train_encoder(encoder: nn.Module, generator: nn.Module, *, n_latents: int, e
     try:
         return fit(E, n=n_latents, batch_size=batch_size, epochs=epochs, lr=lr, g=g, name="Encoder",
                     batch_loss=batch_loss, progress=progress, log_every=log_every, loss_fmt=".3f",
-                    loss_unit="sum of squares per image")
+                    loss_unit="sum of squares per image", max_steps=max_steps, schedule=schedule)
     finally:
         for p in G.parameters():
             p.requires_grad_(True)

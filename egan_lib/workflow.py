@@ -25,7 +25,7 @@ import torch
 
 from . import __version__
 from .checkpoints import load_or_train, model_sha256
-from .config import Profile, device as pick_device, get_profile, seed_everything
+from .config import Profile, device as pick_device, get_profile, native_bf16, seed_everything
 from .data import Dataset, load_mnist, subset, to_float
 from .models import build_classifier, build_discriminator, build_encoder, build_generator
 from .training import train_classifier, train_encoder, train_gan
@@ -140,6 +140,19 @@ class Workspace:
             return model, self.load_or_train(kind, model, self.checkpoint_config(kind, **config), lambda: train(model))
         return self.cached(kind, build)
 
+    def training_configs(self) -> dict:
+        """{weights sha256: (kind, producing config)} of every network this workspace has loaded or trained:
+        how each was trained (epochs, budgets, data sizes), to be recorded next to a result whose defense
+        names those weights (``Defense.settings()["weights_sha256"]``)."""
+        from .checkpoints import load_checkpoint
+        out = {}
+        for kind in self.timings:
+            path = self.checkpoint_dir / f"{kind}.pt"
+            model = self._cache.get(kind, (None,))[0]
+            if path.is_file() and isinstance(model, torch.nn.Module):
+                out[model_sha256(model)] = (kind, load_checkpoint(path, kind=kind).config)
+        return out
+
     # ------------------------------------------------------------------ the paper's models
     def gan(self):
         """(G, D, history): the DCGAN trained on the training images (load-or-train). D is only needed to
@@ -151,10 +164,26 @@ class Workspace:
             x, _ = self.train_set()
             return train_gan(G, D, x, epochs=p.gan_epochs, batch_size=p.gan_batch, lr=p.gan_lr,
                              seed=self.seed, device=self.device, progress=self.progress)
-        G, hist = self.trained("generator", lambda: build_generator(p), train, latent_dim=p.latent_dim,
-                               g_width=p.g_width, d_width=p.d_width, epochs=p.gan_epochs, batch=p.gan_batch,
-                               lr=p.gan_lr, train_size=p.train_size)
+        G, hist = self.trained("generator", lambda: build_generator(p), train, **self.generator_config())
         return G, D, hist
+
+    def generator_config(self) -> dict:
+        """The fields of the profile that make G (what its checkpoint's config records)."""
+        p = self.profile
+        return {"latent_dim": p.latent_dim, "g_width": p.g_width, "d_width": p.d_width, "epochs": p.gan_epochs,
+                "batch": p.gan_batch, "lr": p.gan_lr, "train_size": p.train_size}
+
+    def encoder_config(self, generator) -> dict:
+        """The fields that make E on this G (its checkpoint's config): the architecture, T, the budget
+        (epochs, or image-steps), the schedule, batch, lr, the training precision and G's sha256."""
+        p = self.profile
+        cfg = {"channels": p.enc_channels, "same_blocks": p.enc_same_blocks, "valid_blocks": p.enc_valid_blocks,
+               "latents": p.enc_latents, "epochs": None if p.enc_image_steps else p.enc_epochs, "batch": p.enc_batch,
+               "lr": p.enc_lr, "bf16": p.enc_train_bf16, "channels_last": p.enc_train_bf16,
+               "generator_sha256": model_sha256(generator)}
+        if p.enc_image_steps or p.enc_schedule != "cosine":   # (absent from the configs of epoch-trained encoders)
+            cfg.update(image_steps=p.enc_image_steps, schedule=p.enc_schedule)
+        return cfg
 
     def generator(self):
         G, _, hist = self.gan()
@@ -178,14 +207,17 @@ class Workspace:
         p = self.profile
         G, _ = self.generator()
 
+        epochs = None if p.enc_image_steps else p.enc_epochs
+
         def train(E):
-            return train_encoder(E, G, n_latents=p.enc_latents, epochs=p.enc_epochs, batch_size=p.enc_batch,
-                                 lr=p.enc_lr, seed=self.seed, device=self.device, progress=self.progress,
-                                 bf16=p.bf16, channels_last=p.channels_last)
-        return self.trained("encoder", lambda: build_encoder(p), train, channels=p.enc_channels,
-                            same_blocks=p.enc_same_blocks, valid_blocks=p.enc_valid_blocks, latents=p.enc_latents,
-                            epochs=p.enc_epochs, batch=p.enc_batch, lr=p.enc_lr, bf16=p.bf16,
-                            channels_last=p.channels_last, generator_sha256=model_sha256(G))
+            if p.enc_train_bf16 and self.device.type == "cpu" and not native_bf16():
+                print("encoder: its recipe trains under bf16 autocast, which this CPU only "
+                      "emulates (many times slower than fp32); the shipped weights avoid this")
+            return train_encoder(E, G, n_latents=p.enc_latents, epochs=epochs, image_steps=p.enc_image_steps,
+                                 schedule=p.enc_schedule, batch_size=p.enc_batch, lr=p.enc_lr, seed=self.seed,
+                                 device=self.device, progress=self.progress, bf16=p.enc_train_bf16,
+                                 channels_last=p.enc_train_bf16)
+        return self.trained("encoder", lambda: build_encoder(p), train, **self.encoder_config(G))
 
     def describe(self) -> dict:
         from .config import describe_runtime

@@ -1,7 +1,7 @@
 """The budget study resumes where it stopped and reports what it measured (tables, figure)."""
 import json
 
-from egan_lib.studies import budget
+from egan_lib.studies import budget, budget_report
 
 
 def test_budget_study_runs_resumes_and_reports(tmp_path, mnist):
@@ -28,9 +28,23 @@ def test_budget_study_runs_resumes_and_reports(tmp_path, mnist):
     res2 = json.loads((out / "budget.json").read_text())
     assert [b["image_steps"] for b in res2["encoder"]["budgets"]] == [320, 640, 1280]
     assert res2["gan"]["snapshots"] == res["gan"]["snapshots"]
-    assert "| 640 |" in budget.encoder_table(res2) and "| 2 |" in budget.gan_table(res2)
-    fig = budget.plot_budget(res2)
+    assert "| 640 |" in budget_report.encoder_table(res2) and "| 2 |" in budget_report.gan_table(res2)
+    fig = budget_report.plot_budget(res2)
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
+    f = budget_report.encoder_findings(res2)
+    assert f["first"]["image_steps"] == 320 and f["last"]["image_steps"] == 1280
+    assert f["last_doubling_recon_real"] == res2["encoder"]["budgets"][2]["recon_real"]["mean"] - \
+        res2["encoder"]["budgets"][1]["recon_real"]["mean"]
+    assert isinstance(f["accuracy_flat"], bool)
+
+
+def test_encoder_findings_on_the_committed_study():
+    """The reference study's file: its findings read as the chapter quotes them (and the trend is real)."""
+    from egan_lib.explore import repository_file
+    res = json.loads(repository_file("book/results/mnist-cpu-budget.json").read_text())
+    f = budget_report.encoder_findings(res)
+    assert f["last"]["recon_gen"] < f["first"]["recon_gen"]          # more training, better inversion of G
+    assert f["first"]["clean"].count("[") == 1
 
 
 

@@ -130,6 +130,11 @@ def test_machine_name_names_the_cpu_and_its_vector_capability():
     ({"enc_valid_blocks": 14}, "enc_valid_blocks"),
     ({"clf_shift": -1}, "clf_shift"),
     ({"extra": []}, "extra"),
+    ({"enc_schedule": "linear"}, "enc_schedule"),
+    ({"enc_image_steps": 0}, "enc_image_steps"),
+    ({"enc_train_bf16": "yes"}, "enc_train_bf16"),
+    ({"eval_parts": 0}, "eval_parts"),
+    ({"eval_parts": 7}, "n_test"),                      # 64 / 1,000 images do not split into 7 parts
 ])
 def test_profile_fields_are_checked_with_an_error_naming_the_field(change, field):
     with pytest.raises(ValueError, match=rf"profile 'smoke', field {field}\b"):
@@ -182,3 +187,13 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path):
     f.write_text("flags\t\t: fpu amx_bf16\n")
     assert config.native_bf16(str(f)) is True
     assert config.native_bf16(str(tmp_path / "missing")) is False
+
+
+
+def test_parts_must_divide_the_subset_and_the_expensive_n():
+    p = get_profile("smoke", n_test=400, eval_parts=4, expensive_n_test=200)
+    assert p.eval_parts == 4
+    with pytest.raises(ValueError, match="expensive_n_test: 600 > n_test"):
+        get_profile("smoke", n_test=400, eval_parts=4, expensive_n_test=600)
+    with pytest.raises(ValueError, match="expensive_n_test: 202 images do not split"):
+        get_profile("smoke", n_test=400, eval_parts=4, expensive_n_test=202)

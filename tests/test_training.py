@@ -52,6 +52,28 @@ def test_train_encoder_lowers_the_reconstruction_loss_and_keeps_g_frozen(tiny_ge
     assert not E.training
 
 
+def test_wsd_schedule_is_constant_then_decays_linearly_to_near_zero():
+    from egan_lib.training import learning_rate, wsd_lr
+    lrs = [wsd_lr(s, 100, 1.0) for s in range(100)]
+    assert lrs[:90] == [1.0] * 90
+    assert all(b < a for a, b in zip(lrs[89:], lrs[90:])) and lrs[-1] == pytest.approx(1 / 11)
+    assert learning_rate("cosine", 0, 100, 1.0) == 1.0 and learning_rate("cosine", 50, 100, 1.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="schedule"):
+        learning_rate("step", 0, 10, 1.0)
+
+
+def test_train_encoder_with_an_image_step_budget_stops_there(tiny_generator, tiny_encoder):
+    hist = train_encoder(tiny_encoder, tiny_generator, n_latents=64, image_steps=5 * 32, batch_size=32, lr=1e-2,
+                         schedule="wsd", progress=False, log_every=1)
+    assert hist["step"][-1] == 5 and len(hist["epoch_loss"]) == 3          # 2 + 2 + 1 steps
+    with pytest.raises(ValueError, match="exactly one of epochs and image_steps"):
+        train_encoder(tiny_encoder, tiny_generator, n_latents=64, epochs=1, image_steps=64, progress=False)
+    with pytest.raises(ValueError, match="less than one batch"):
+        train_encoder(tiny_encoder, tiny_generator, n_latents=64, image_steps=10, batch_size=32, progress=False)
+    with pytest.raises(ValueError, match="schedule"):
+        train_encoder(tiny_encoder, tiny_generator, n_latents=64, epochs=1, schedule="step", progress=False)
+
+
 def test_train_encoder_loss_is_the_papers_reconstruction_loss(tiny_generator, tiny_encoder):
     """The reported epoch loss is (1/T) sum ||X_i - G(E(X_i))||^2 (per image, not per pixel)."""
     x = generate(tiny_generator, 64, seed=0)

@@ -83,6 +83,7 @@ class Results:
     threat_model: str = "oblivious"
     attack: str = "fgsm"
     n_test: int | None = None
+    parts: dict = field(default_factory=dict)   # {name: {"n": [n_k], "accuracy": {eps: [acc_k]}}} (pooled rows)
 
     def to_json_dict(self, dataset: str, profile: str, device=None, git_commit: str | None = None,
                      threat_model: str | None = None, *, extra: dict | None = None, runtime: dict | None = None,
@@ -109,6 +110,10 @@ class Results:
             }
             if settings and m in settings:
                 obj["methods"][m]["settings"] = _jsonable(settings[m])
+            if m in self.parts:
+                pa = self.parts[m]
+                obj["methods"][m]["parts"] = {"n": [int(k) for k in pa["n"]], "accuracy": {
+                    eps_key(e): [float(a) for a in pa["accuracy"][e]] for e in self.eps}}
         rt = {k: v for k, v in self.timing.items() if k != "per_method"} if self.timing else {}
         if runtime:
             rt.update(runtime)
@@ -130,8 +135,11 @@ class Results:
         methods = list(obj["methods"])
         keys = list(next(iter(obj["methods"].values()))["accuracy"])
         eps = sorted(float(k) for k in keys)
-        acc, ci, n, spi = {}, {}, {}, {}
+        acc, ci, n, spi, parts = {}, {}, {}, {}, {}
         for m, v in obj["methods"].items():
+            if "parts" in v:
+                parts[m] = {"n": list(v["parts"]["n"]),
+                            "accuracy": {float(k): list(a) for k, a in v["parts"]["accuracy"].items()}}
             acc[m] = {float(k): float(a) for k, a in v["accuracy"].items()}
             ci[m] = {float(k): (float(c[0]), float(c[1])) for k, c in v["ci95"].items()}
             n[m] = int(v.get("n", obj["n_test"]))
@@ -139,7 +147,8 @@ class Results:
         timing = dict(obj.get("runtime", {}))
         timing.setdefault("device", obj["device"])
         return cls(methods, eps, acc, ci, n, spi, threat_model=obj["threat_model"],
-                   attack=str(obj.get("extra", {}).get("attack", "fgsm")), n_test=int(obj["n_test"]), timing=timing)
+                   attack=str(obj.get("extra", {}).get("attack", "fgsm")), n_test=int(obj["n_test"]), timing=timing,
+                   parts=parts)
 
     def table(self, eps=None, digits: int = 1) -> str:
         """A markdown table: one row per method, 'acc% [lo, hi]' per eps, n and seconds per image."""

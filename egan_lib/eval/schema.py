@@ -5,7 +5,9 @@ call ``validate_results_json``).
 
     {"dataset", "profile", "device", "n_test", "threat_model", "git_commit",
      "methods": {NAME: {"accuracy": {EPS: float}, "ci95": {EPS: [lo, hi]}, "seconds_per_image": float,
-                        "n": int (optional)}},
+                        "n": int (optional), "settings": {...} (optional),
+                        "parts": {"n": [int], "accuracy": {EPS: [float]}} (optional: the accuracy on each
+                                  of several disjoint evaluation parts, whose union the row pools)}},
      "runtime": {...} (optional), "extra": {...} (optional)}
 
 with EPS keys written with two decimals ("0.30"). A file may also hold a list of such objects, one per
@@ -23,7 +25,7 @@ from ..attacks.base import THREAT_MODELS  # noqa: F401  (re-exported: the names 
 REQUIRED_KEYS = ("dataset", "profile", "device", "n_test", "threat_model", "git_commit", "methods")
 OPTIONAL_KEYS = ("runtime", "extra")
 METHOD_REQUIRED_KEYS = ("accuracy", "ci95", "seconds_per_image")
-METHOD_OPTIONAL_KEYS = ("n", "settings")
+METHOD_OPTIONAL_KEYS = ("n", "settings", "parts")
 EPS_KEY_RE = re.compile(r"^[0-9]\.[0-9]{2}$")
 #: names used in the book; any other non-empty name is accepted too (say what it means in the chapter)
 
@@ -101,6 +103,21 @@ def validate_one_result(obj, where: str = "") -> None:
             fail(f"{at}.seconds_per_image must be a finite number > 0, got {s!r}")
         if "settings" in m and not isinstance(m["settings"], dict):
             fail(f"{at}.settings must be an object (what produced this row: weights' sha256, L, R, ...)")
+        if "parts" in m:
+            pa = m["parts"]
+            if not isinstance(pa, dict) or set(pa) != {"n", "accuracy"}:
+                fail(f"{at}.parts must be an object {{'n': [int], 'accuracy': {{eps: [float]}}}}")
+            ns = pa["n"]
+            if not isinstance(ns, list) or len(ns) < 2 or not all(isinstance(v, int) and v >= 1 for v in ns):
+                fail(f"{at}.parts.n must list at least two part sizes (integers >= 1), got {ns!r}")
+            if "n" in m and sum(ns) != m["n"]:
+                fail(f"{at}.parts.n sums to {sum(ns)}, not the row's n = {m['n']}")
+            if not isinstance(pa["accuracy"], dict) or set(pa["accuracy"]) != set(accd):
+                fail(f"{at}.parts.accuracy must have the row's eps keys {sorted(accd)}")
+            for key, v in pa["accuracy"].items():
+                if (not isinstance(v, list) or len(v) != len(ns)
+                        or not all(_is_num(a) and 0.0 <= a <= 1.0 for a in v)):
+                    fail(f"{at}.parts.accuracy[{key!r}] must list {len(ns)} accuracies in [0, 1], got {v!r}")
         if "n" in m:
             k = m["n"]
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_test:

@@ -42,7 +42,8 @@ from ..defenses.egan import reconstruct
 from ..eval.stats import accuracy_ci, mean_ci
 from ..explore import squared_error
 from ..models import build_classifier, build_discriminator, build_encoder, build_generator
-from ..training import adversarial_step, generate, reconstruction_loss, seeded_generator, train_encoder
+from ..training import (adversarial_step, generate, reconstruction_loss, seeded_generator, train_encoder,
+                        wsd_lr)
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
 
@@ -231,6 +232,8 @@ def encoder_stage(args, res, out: Path, C, x_test, y_test) -> None:
         step = st["step"]
         res["encoder"]["trunk_loss"] = st["trunk_loss"]
         _log(f"E: resumed trunk at step {step}")
+    else:   # a trunk from step 0 (also when its checkpoint was lost): its loss curve starts anew
+        res["encoder"]["trunk_loss"] = []
 
     def save_trunk():
         _save(trunk_path, {"E": E.state_dict(), "opt": opt.state_dict(), "stream": stream.state(), "step": step,
@@ -263,7 +266,7 @@ def encoder_stage(args, res, out: Path, C, x_test, y_test) -> None:
         n_decay = total - branch_at
         for i in range(n_decay):
             Eb.train()
-            _enc_step(Eb, G, ob, X, sb.next(bs), lr * (1 - (i + 1) / (n_decay + 1)), args.bf16)
+            _enc_step(Eb, G, ob, X, sb.next(bs), wsd_lr(branch_at + i, total, lr), args.bf16)
         Eb = Eb.to(memory_format=torch.contiguous_format).eval()
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -271,6 +274,7 @@ def encoder_stage(args, res, out: Path, C, x_test, y_test) -> None:
         _save(out / f"E_{B}.pt", Eb.state_dict())
         res["encoder"]["budgets"].append({"image_steps": B, "steps": total, "decay_steps": n_decay, **ev,
                                           "encoder_sha256": model_sha256(Eb),
+                                          "machine": describe_runtime("cpu")["device_name"],
                                           "branch_seconds": round(train_s, 1),
                                           "eval_seconds": round(time.perf_counter() - t1, 1),
                                           "trunk_seconds_so_far": round(time.perf_counter() - t_trunk, 1)})
@@ -335,72 +339,3 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-# ---------------------------------------------------------------------------------------------- reporting
-def _pct(a: dict) -> str:
-    lo, hi = a["ci95"]
-    return f"{100 * a['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
-def gan_table(res: dict) -> str:
-    """Markdown: one row per G snapshot (epochs): the classifier's rarest and commonest class among 10,000
-    generated digits, its mean confidence, and EGAN's clean accuracy with the short encoder (n, interval)."""
-    snaps = sorted(res["gan"]["snapshots"], key=lambda s: s["epochs"])
-    if not snaps:
-        raise ValueError("res: no G snapshot measured yet")
-    rows = ["| G epochs | rarest class (share) | commonest class (share) | mean confidence | EGAN clean, short E (%) | n |",
-            "|---|---|---|---|---|---|"]
-    for s in snaps:
-        h = s["class_histogram"]
-        tot = sum(h)
-        lo, hi = min(range(10), key=h.__getitem__), max(range(10), key=h.__getitem__)
-        rows.append(f"| {s['epochs']} | {lo} ({100 * h[lo] / tot:.1f}%) | {hi} ({100 * h[hi] / tot:.1f}%) | "
-                    f"{s['mean_confidence']:.3f} | {_pct(s['egan_clean'])} | {s['egan_clean']['n']} |")
-    return "\n".join(rows)
-
-
-def encoder_table(res: dict) -> str:
-    """Markdown: one row per E budget: reconstruction errors (held-out G(z), real digits) and EGAN's
-    accuracy clean and under oblivious FGSM at each eps measured, with n and intervals."""
-    budgets = sorted(res["encoder"]["budgets"], key=lambda b: b["image_steps"])
-    if not budgets:
-        raise ValueError("res: no encoder budget measured yet")
-    eps = sorted(budgets[0]["egan"], key=float)
-    head = ("| image-steps | steps | ||x - G(E(x))||^2, G(z) | ||x - G(E(x))||^2, real | "
-            + " | ".join(f"EGAN eps {e} (%)" for e in eps) + " | n |")
-    rows = [head, "|" + "---|" * (5 + len(eps))]
-    for b in budgets:
-        g, r = b["recon_gen"], b["recon_real"]
-        rows.append(f"| {b['image_steps']:,} | {b['steps']:,} | {g['mean']:.2f} ± {g['ci95_half']:.2f} | "
-                    f"{r['mean']:.2f} ± {r['ci95_half']:.2f} | " + " | ".join(_pct(b["egan"][e]) for e in eps)
-                    + f" | {b['egan'][eps[0]]['n']} |")
-    return "\n".join(rows)
-
-
-def plot_budget(res: dict):
-    """Two panels: reconstruction error against E's training budget (log x), and EGAN's accuracy against
-    it at each eps with 95% Wilson bands (oblivious FGSM)."""
-    from matplotlib.figure import Figure
-    budgets = sorted(res["encoder"]["budgets"], key=lambda b: b["image_steps"])
-    if not budgets:
-        raise ValueError("res: no encoder budget measured yet")
-    x = [b["image_steps"] for b in budgets]
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    a1, a2 = fig.subplots(1, 2)
-    for key, label in (("recon_gen", "held-out G(z)"), ("recon_real", "real test digits")):
-        m = [b[key]["mean"] for b in budgets]
-        h = [b[key]["ci95_half"] for b in budgets]
-        a1.errorbar(x, m, yerr=h, marker="o", capsize=3, label=f"{label} (n = {budgets[0][key]['n']})")
-    a1.set(xscale="log", xlabel="E's training budget (image-steps)", ylabel="||x - G(E(x))||^2 per image",
-           title="Reconstruction error (mean, 95% CI)")
-    a1.legend(fontsize=8)
-    for e in sorted(budgets[0]["egan"], key=float):
-        acc = [100 * b["egan"][e]["accuracy"] for b in budgets]
-        lo = [100 * b["egan"][e]["ci95"][0] for b in budgets]
-        hi = [100 * b["egan"][e]["ci95"][1] for b in budgets]
-        a2.plot(x, acc, "o-", label=f"eps {e}")
-        a2.fill_between(x, lo, hi, alpha=0.2)
-    a2.set(xscale="log", xlabel="E's training budget (image-steps)", ylabel="EGAN accuracy (%)", ylim=(0, 100),
-           title=f"EGAN under oblivious FGSM (n = {budgets[0]['egan'][next(iter(budgets[0]['egan']))]['n']}, 95% Wilson)")
-    a2.legend(fontsize=8)
-    return fig

@@ -1,0 +1,118 @@
+"""The `paper` profile on one GPU, in two short stages that each fit a lease of a few minutes.
+
+    python tools/gpu_run.py train --profile paper --device cuda --out "$OUT"
+    python tools/gpu_run.py book  --profile paper --device cuda --out "$OUT" --weights "$OUT/weights.tar.gz"
+
+``train`` trains (load-or-train) every network the book needs under ``--artifacts`` and packs the
+checkpoints, in the shipped form (G and C in float32, the others in float16), into one
+``weights.tar.gz`` under ``--out``. ``book`` unpacks such an archive into ``--artifacts`` (so
+nothing is retrained), executes every chapter headlessly with papermill on the device (timings are
+CUDA-synchronised by ``egan_lib.eval.timing``) and packs the executed notebooks, the results JSON
+and the stored evaluations into ``book.tar.gz``. Each stage prints its wall time, and each archive
+stays one file (the device tool returns at most 8 files, 64 MiB in all).
+
+The same two stages run on a CPU with a tiny profile (``tests/test_gpu_path.py`` runs them with
+``--profile smoke --device cpu``), so the path is exercised on every CI run even where no GPU is lent.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def _pack(out: Path, name: str, root: Path, paths) -> Path:
+    archive = out / name
+    with tarfile.open(archive, "w:gz") as tar:
+        for p in paths:
+            tar.add(p, arcname=str(Path(p).relative_to(root)))
+    size = archive.stat().st_size
+    if size > LIMIT_BYTES:
+        raise SystemExit(f"{archive.name} is {size / 2**20:.1f} MiB, over the {LIMIT_BYTES / 2**20:.0f} MiB "
+                         "the device tool returns")
+    print(f"packed {archive} ({size / 2**20:.1f} MiB)")
+    return archive
+
+
+def stage_train(a) -> Path:
+    from egan_lib import setup
+    from egan_lib.checkpoints import load_checkpoint, save_checkpoint
+    from egan_lib.defenses import get_defenses
+    t0 = time.perf_counter()
+    ws = setup(a.profile, a.seed, a.device, a.data_dir, a.artifacts, progress=False, use_shipped_weights=False)
+    ws.classifier()
+    ws.encoder()                     # G, then E on it
+    get_defenses(ws)                 # every baseline (DnCNN, AutoEncoder, APE-GAN, PixelCNN), load-or-train
+    for kind, t in ws.timings.items():
+        print(f"{kind}: {t['status']} in {t['seconds']:.0f} s")
+    staged = Path(a.artifacts) / "staged" / ws.profile.name
+    staged.mkdir(parents=True, exist_ok=True)
+    files = []
+    for path in sorted(ws.checkpoint_dir.glob("*.pt")):
+        ck = load_checkpoint(path)
+        files.append(save_checkpoint(staged / path.name, ck.state_dict, ck.config, kind=ck.kind, extra=ck.extra,
+                                     half=ck.kind not in ("generator", "classifier")))
+    archive = _pack(Path(a.out), "weights.tar.gz", staged.parent.parent, files)
+    print(f"train stage ({ws.profile.name}, {ws.device}): {time.perf_counter() - t0:.0f} s")
+    return archive
+
+
+def stage_book(a) -> Path:
+    t0 = time.perf_counter()
+    art = Path(a.artifacts)
+    if a.weights:
+        with tarfile.open(a.weights) as tar:
+            tar.extractall(art / "unpacked", filter="data")
+        src = art / "unpacked" / "staged" / a.profile
+        dst = art / "checkpoints" / a.profile
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in src.glob("*.pt"):
+            f.replace(dst / f.name)
+    out = Path(a.out)
+    book, results = out / "executed", out / "results"
+    book.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "egan_lib.pipeline", "--profile", a.profile, "--seed", str(a.seed), "--device",
+           a.device, "--out", str(book), "--artifacts", str(art), "--results-dir", str(results)]
+    if a.data_dir:
+        cmd += ["--data-dir", a.data_dir]
+    if a.only:
+        cmd += ["--only", *a.only]
+    r = subprocess.run(cmd, cwd=ROOT)
+    files = sorted(book.glob("*.ipynb")) + sorted(p for p in results.rglob("*") if p.is_file())
+    archive = _pack(out, "book.tar.gz", out, files)
+    for p in files:
+        p.unlink()
+    print(f"book stage ({a.profile}, {a.device}): {time.perf_counter() - t0:.0f} s, pipeline exit {r.returncode}")
+    if r.returncode:
+        raise SystemExit(r.returncode)
+    return archive
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=["train", "book"])
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--out", required=True, help="where the archive goes ($OUT on the device machine)")
+    ap.add_argument("--artifacts", default=str(ROOT / "artifacts"))
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--weights", default=None, help="book: a weights.tar.gz of the train stage to use")
+    ap.add_argument("--only", nargs="+", default=None, help="book: only these chapters")
+    a = ap.parse_args(argv)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    (stage_train if a.stage == "train" else stage_book)(a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
