@@ -9,6 +9,14 @@ import torch
 from torch import nn
 
 
+def autocast_bf16(device: torch.device, enabled: bool):
+    """bf16 autocast on ``device`` when ``enabled`` (else a no-op context): the encoder's speed-up on CPUs
+    with native bf16 and on GPUs."""
+    if enabled:
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 class EvalMode:
     """Put the nn.Modules among ``modules`` in eval mode (BatchNorm!) and restore their modes after."""
 

@@ -18,18 +18,13 @@ from ._validate import (check_images, check_labels, check_module, check_positive
                         check_seed)
 from .attacks import gradient_sign
 from .config import device as _device
+from .torch_utils import autocast_bf16
 
 
 def progress_bar(total: int, desc: str, progress: bool):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=False,
                 ncols=90, leave=True)
-
-
-def _autocast(dev: torch.device, bf16: bool):
-    if bf16:
-        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _to(x: torch.Tensor, dev: torch.device, channels_last: bool) -> torch.Tensor:
@@ -310,7 +305,7 @@ def train_encoder(encoder: nn.Module, generator: nn.Module, *, n_latents: int, e
 
     def batch_loss(idx):
         xb = X[idx].to(dev)
-        with _autocast(dev, bf16):
+        with autocast_bf16(dev, bf16):
             z = E(_to(xb, dev, channels_last))
         return reconstruction_loss(xb, G(z.float()))
 

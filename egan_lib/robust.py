@@ -1,0 +1,173 @@
+"""A robust encoder for EGAN: adversarial training of E, with or without labels (chapter 08).
+
+EGAN purifies x into G(E(x)). An attacker who differentiates through C∘G∘E finds a small δ that
+moves E(x + δ) to the latent of another digit (chapter 07). Adversarial training of E closes that
+door the way Madry et al. close it for a classifier: a min-max problem
+
+    min_E  E_x [ max_{||δ||_inf <= eps}  ℓ(E, x, δ) ],
+
+with the inner maximisation done by a few PGD steps (``encoder_attack``) and the outer minimisation
+by Adam on E. The inner objective decides what E must resist:
+
+* ``reconstruction`` (label-free): ||G(E(x + δ)) - x||² — the perturbation that spoils the purified image most;
+* ``latent`` (label-free): ||E(x + δ) - E(x)||² — the one that moves the latent most;
+* ``classifier`` (gives up EGAN's agnosticism): the cross-entropy of C(G(E(x + δ))) against the label,
+  the purifier's analogue of adversarial training of a classifier.
+
+The outer loss is always the reconstruction of the clean image from the perturbed one,
+||G(E(x + δ)) - x||² (so E stays an inverter of G), plus, for ``classifier``, ``ce_weight`` times the
+cross-entropy of C(G(E(x + δ))). Label-free training runs on generated images G(z), as the paper's E
+does; the classifier variant on real training digits with their labels. A share ``clean_fraction``
+of each batch is left unperturbed.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validate import (check_eps, check_fraction, check_images, check_labels, check_module, check_positive_float,
+                        check_positive_int, check_seed)
+from .config import device as pick_device
+from .torch_utils import EvalMode, autocast_bf16, plain
+from .training import SCHEDULES, fit, generate, reconstruction_loss, seeded_generator
+
+OBJECTIVES = ("reconstruction", "latent", "classifier")
+
+
+def _check_objective(objective: str, classifier, y) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+    if objective == "classifier":
+        if classifier is None or y is None:
+            raise ValueError("objective 'classifier': needs the classifier and the labels")
+        check_module(classifier, "classifier")
+
+
+def _inner_loss(E, G, xa, x, objective, classifier, y, z_clean, bf16):
+    with autocast_bf16(xa.device, bf16):
+        z = E(xa)
+    z = z.float()
+    if objective == "latent":
+        return (z - z_clean).pow(2).sum(1)
+    xr = G(z)
+    if objective == "reconstruction":
+        return (xr - x).flatten(1).pow(2).sum(1)
+    return F.nll_loss(classifier(xr), y, reduction="none")
+
+
+def encoder_attack(encoder: nn.Module, generator: nn.Module, x: torch.Tensor, eps: float, *, steps: int = 5,
+                   step_size: float | None = None, objective: str = "reconstruction", classifier=None, y=None,
+                   random_start: bool = True, generator_rng: torch.Generator | None = None,
+                   bf16: bool = False) -> torch.Tensor:
+    """x + δ with ||δ||_inf <= eps (and x + δ in [0, 1]) maximising the per-image ``objective`` by PGD
+    (signed gradient steps of ``step_size``, default 2.5 eps / steps, from a uniform random start).
+    E, G (and C) are used in eval mode and are not changed. Also an attack on its own: with
+    ``objective="latent"`` it is the attack on the latent path of chapter 08."""
+    check_module(encoder, "encoder"); check_module(generator, "generator")
+    x = plain(check_images(x, "x"))
+    eps = check_eps(eps, "eps")
+    steps = check_positive_int(steps, "steps")
+    _check_objective(objective, classifier, y)
+    if y is not None:
+        y = check_labels(y, n=x.shape[0], name="y")
+    alpha = 2.5 * eps / steps if step_size is None else check_positive_float(step_size, "step_size")
+    if eps == 0:
+        return x.clone()
+    dev = x.device
+    lo, hi = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
+    if random_start:
+        u = torch.rand(x.shape, generator=generator_rng, device="cpu").to(dev)
+        xa = torch.minimum(torch.maximum(x + eps * (2 * u - 1), lo), hi)
+    else:
+        xa = x.clone()
+    with EvalMode(encoder, generator, classifier):
+        z_clean = None
+        if objective == "latent":
+            with torch.no_grad(), autocast_bf16(dev, bf16):
+                z_clean = encoder(x).float()
+        for _ in range(steps):
+            xa = xa.detach().requires_grad_(True)
+            with torch.enable_grad():
+                loss = _inner_loss(encoder, generator, xa, x, objective, classifier, y, z_clean, bf16).sum()
+                (g,) = torch.autograd.grad(loss, xa)
+            xa = torch.minimum(torch.maximum(xa.detach() + alpha * g.sign(), lo), hi)
+    return xa.detach()
+
+
+def train_robust_encoder(encoder: nn.Module, generator: nn.Module, *, eps: float, image_steps: int,
+                         inner_steps: int = 5, objective: str = "reconstruction", clean_fraction: float = 0.5,
+                         images: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                         n_latents: int = 60_000, classifier=None, ce_weight: float = 1.0, batch_size: int = 64,
+                         lr: float = 1e-4, schedule: str = "wsd", seed: int = 0, device=None, bf16: bool = False,
+                         progress: bool = True, log_every: int = 20) -> dict:
+    """Adversarial training of ``encoder`` (in place; start from a converged E) against its own inverse G.
+
+    Each step: a batch of training images x (G(z) for the label-free objectives, drawn once from
+    ``n_latents`` latents; ``images`` / ``labels`` when given, required for ``classifier``); the last
+    (1 - clean_fraction) of the batch is perturbed by ``encoder_attack`` (``inner_steps`` PGD steps
+    within ``eps``, E in eval mode); one Adam step on the outer loss (module docstring), E in train mode.
+    Budget: ``image_steps`` (steps x batch). Returns the history (loss per logged step) and the settings."""
+    check_module(encoder, "encoder"); check_module(generator, "generator")
+    eps = check_eps(eps, "eps")
+    image_steps = check_positive_int(image_steps, "image_steps")
+    inner_steps = check_positive_int(inner_steps, "inner_steps")
+    clean_fraction = check_fraction(clean_fraction, "clean_fraction")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_positive_float(lr, "lr")
+    ce_weight = check_positive_float(ce_weight, "ce_weight")
+    seed = check_seed(seed)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+    if image_steps < batch_size:
+        raise ValueError(f"image_steps: {image_steps:,} is less than one batch of {batch_size}")
+    _check_objective(objective, classifier, labels)
+    dev = pick_device(device)
+    G = generator.to(dev).eval()
+    if images is None:
+        if objective == "classifier":
+            raise ValueError("objective 'classifier': needs real training images and their labels")
+        X = generate(G, check_positive_int(n_latents, "n_latents"), seed=seed, device=dev)
+    else:
+        X = check_images(images, "images").to(dev)
+    Y = None if labels is None else check_labels(labels, n=X.shape[0], name="labels").to(dev)
+    C = None
+    if classifier is not None:
+        C = classifier.to(dev).eval()
+    frozen = [q for m in (G, C) if m is not None for q in m.parameters()]
+    for q in frozen:
+        q.requires_grad_(False)
+    g = seeded_generator(seed + 1)
+    torch.manual_seed(seed)
+    E = encoder.to(dev).train()
+    n_clean = int(round(clean_fraction * batch_size))
+
+    def batch_loss(idx):
+        xb = X[idx]
+        yb = None if Y is None else Y[idx]
+        k = min(n_clean, len(idx))
+        xa = xb.clone()
+        if k < len(idx):
+            xa[k:] = encoder_attack(E, G, xb[k:], eps, steps=inner_steps, objective=objective, classifier=C,
+                                    y=None if yb is None else yb[k:], generator_rng=g, bf16=bf16)
+        with autocast_bf16(dev, bf16):
+            z = E(xa)
+        xr = G(z.float())
+        loss = reconstruction_loss(xb, xr)
+        if objective == "classifier":
+            loss = loss + ce_weight * F.nll_loss(C(xr), yb)
+        return loss
+
+    try:
+        hist = fit(E, n=X.shape[0], batch_size=batch_size, epochs=1, lr=lr, g=g, name="Robust encoder",
+                   batch_loss=batch_loss, progress=progress, log_every=log_every, loss_fmt=".3f",
+                   max_steps=image_steps // batch_size, schedule=schedule)
+    finally:
+        for q in frozen:
+            q.requires_grad_(True)
+        E.eval()
+    hist["settings"] = {"objective": objective, "eps": eps, "inner_steps": inner_steps,
+                        "clean_fraction": clean_fraction, "image_steps": image_steps, "batch": batch_size, "lr": lr,
+                        "schedule": schedule, "ce_weight": ce_weight if objective == "classifier" else None,
+                        "data": "G(z)" if images is None else f"{X.shape[0]} given images", "bf16": bf16}
+    return hist

@@ -1,0 +1,75 @@
+"""The robust encoder (chapter 08): the attack on E's input stays in the ball and finds worse inputs; the
+label-free adversarial training lowers the adversarial reconstruction error and leaves G untouched."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import LinearClassifier
+from egan_lib.robust import encoder_attack, train_robust_encoder
+from egan_lib.training import generate
+
+
+def _recon(E, G, xa, x):
+    with torch.no_grad():
+        return float((G(E(xa)) - x).flatten(1).pow(2).sum(1).mean())
+
+
+def test_encoder_attack_stays_in_the_ball_and_increases_its_objective(tiny_generator, tiny_encoder):
+    G, E = tiny_generator, tiny_encoder.eval()
+    x = generate(G, 16, seed=1)
+    modes = [m.training for m in E.modules()]
+    before = {k: v.clone() for k, v in E.state_dict().items()}
+    for objective in ("reconstruction", "latent"):
+        xa = encoder_attack(E, G, x, 0.1, steps=5, objective=objective, generator_rng=torch.Generator().manual_seed(0))
+        assert (xa - x).abs().max() <= 0.1 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+        if objective == "reconstruction":
+            assert _recon(E, G, xa, x) > _recon(E, G, x, x)
+        else:
+            with torch.no_grad():
+                assert float((E(xa) - E(x)).pow(2).sum(1).mean()) > 0
+    assert [m.training for m in E.modules()] == modes
+    assert all(torch.equal(v, before[k]) for k, v in E.state_dict().items())
+    assert torch.equal(encoder_attack(E, G, x, 0.0), x)
+
+
+def test_classifier_objective_needs_a_classifier_and_labels(tiny_generator, tiny_encoder):
+    x = generate(tiny_generator, 4, seed=1)
+    with pytest.raises(ValueError, match="needs the classifier and the labels"):
+        encoder_attack(tiny_encoder, tiny_generator, x, 0.1, objective="classifier")
+    with pytest.raises(ValueError, match="objective"):
+        encoder_attack(tiny_encoder, tiny_generator, x, 0.1, objective="labels")
+    xa = encoder_attack(tiny_encoder, tiny_generator, x, 0.1, objective="classifier", classifier=LinearClassifier(),
+                        y=torch.tensor([0, 1, 2, 3]))
+    assert xa.shape == x.shape
+
+
+def test_label_free_adversarial_training_lowers_the_adversarial_error(tiny_generator, tiny_encoder):
+    G, E = tiny_generator, tiny_encoder
+    x = generate(G, 64, seed=5)
+    g0 = {k: v.clone() for k, v in G.state_dict().items()}
+
+    def adv_error():
+        xa = encoder_attack(E, G, x, 0.1, steps=3, generator_rng=torch.Generator().manual_seed(0))
+        return _recon(E.eval(), G, xa, x)
+    before = adv_error()
+    hist = train_robust_encoder(E, G, eps=0.1, image_steps=40 * 32, inner_steps=2, n_latents=512, batch_size=32,
+                                lr=1e-2, schedule="cosine", progress=False, log_every=5)
+    assert adv_error() < 0.9 * before
+    assert hist["step"][-1] == 40 and hist["settings"]["objective"] == "reconstruction"
+    assert all(torch.equal(v, g0[k]) for k, v in G.state_dict().items())
+    assert all(q.requires_grad for q in G.parameters()) and not E.training
+
+
+def test_classifier_variant_trains_on_labelled_digits(tiny_generator, tiny_encoder):
+    x = generate(tiny_generator, 64, seed=5)
+    y = torch.arange(64) % 10
+    with pytest.raises(ValueError, match="needs"):
+        train_robust_encoder(tiny_encoder, tiny_generator, eps=0.1, image_steps=64, objective="classifier",
+                             progress=False)
+    hist = train_robust_encoder(tiny_encoder, tiny_generator, eps=0.1, image_steps=4 * 16, inner_steps=1,
+                                objective="classifier", images=x, labels=y, classifier=LinearClassifier(),
+                                batch_size=16, progress=False, log_every=1)
+    assert len(hist["loss"]) == 4 and hist["settings"]["data"] == "64 given images"
+    with pytest.raises(ValueError, match="image_steps"):
+        train_robust_encoder(tiny_encoder, tiny_generator, eps=0.1, image_steps=8, batch_size=16, progress=False)
