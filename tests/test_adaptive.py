@@ -435,3 +435,16 @@ def test_through_the_projects_own_defenses(clf, batch, tiny_generator, tiny_enco
         assert r["threat_model"] == ("adaptive-bpda" if not d.differentiable else "adaptive-pgd")
     g = _input_grad(through(egan, clf), x, y)
     assert float(g.abs().max()) > 0   # the white-box gradient through C(G(E(x))) exists
+
+
+def test_whitebox_attack_in_bf16_is_judged_by_the_defense_in_its_own_precision(clf, batch):
+    x, y = batch
+    full = whitebox_accuracy(identity_defense(), clf, x, y, [0.1], steps=5, attack="pgd", return_adv=True)
+    half = whitebox_accuracy(identity_defense(), clf, x, y, [0.1], steps=5, attack="pgd", attack_bf16=True,
+                             return_adv=True)
+    assert half["attack"]["attack_precision"] == "bf16 autocast" and full["attack"]["attack_precision"] == "fp32"
+    # the reported accuracy is the fp32 defended classifier's on the bf16 attacker's examples
+    assert half["accuracy"][0.1] == pytest.approx(_acc(clf, half["adv"][0.1], y))
+    assert half["accuracy"][0.1] < _acc(clf, x, y)
+    with pytest.raises(TypeError, match="attack_bf16"):
+        whitebox_accuracy(identity_defense(), clf, x, y, [0.1], steps=1, attack_bf16="yes")

@@ -13,6 +13,8 @@ def test_parse_attack():
     assert a.kwargs == {"eot_samples": 1, "attack": "pgd", "loss": "cw", "steps": 100, "restarts": 5}
     assert campaign.parse_attack("eot4:pgd:ce:10x1").kwargs["eot_samples"] == 4
     assert campaign.parse_attack("autoattack").kwargs["attack"] == "autoattack"
+    assert campaign.parse_attack("pgd:ce:100x5:bf16").kwargs["attack_bf16"] is True
+    assert "attack_bf16" not in campaign.parse_attack("pgd:ce:100x5").kwargs
     for bad in ("pgd:xx:1x1", "pgd:ce:10", "fgsm", ""):
         with pytest.raises(ValueError, match="attack spec"):
             campaign.parse_attack(bad)

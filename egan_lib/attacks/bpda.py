@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .._validate import check_callable
+from ..torch_utils import autocast_bf16
 from .base import THREAT_ADAPTIVE_BPDA, THREAT_ADAPTIVE_PGD
 
 
@@ -55,8 +56,9 @@ def bpda(fn, *, enable_grad: bool = True):
 class Through(nn.Module):
     """x -> classifier(purifier(x)): the defended pipeline as one differentiable function (see :func:`through`)."""
 
-    def __init__(self, defense, classifier, use_bpda: bool):
+    def __init__(self, defense, classifier, use_bpda: bool, bf16: bool = False):
         super().__init__()
+        self.bf16 = bool(bf16)
         self.classifier = classifier            # registered when it is an nn.Module (eval mode, device)
         if isinstance(defense, nn.Module):
             self.defense = defense
@@ -85,7 +87,11 @@ class Through(nn.Module):
         return THREAT_ADAPTIVE_BPDA if self.uses_bpda else THREAT_ADAPTIVE_PGD
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.purifier(x))
+        if not self.bf16:
+            return self.classifier(self.purifier(x))
+        with autocast_bf16(self.device, True):     # the attacker's arithmetic, not the defense's
+            out = self.classifier(self.purifier(x))
+        return out.float()
 
 
 def _defense_device(defense, classifier) -> torch.device:
@@ -103,7 +109,7 @@ def _defense_device(defense, classifier) -> torch.device:
     return d
 
 
-def through(defense, classifier, *, bpda="auto") -> Through:
+def through(defense, classifier, *, bpda="auto", bf16: bool = False) -> Through:
     """The defended classifier x -> classifier(purify(x)) as a differentiable callable for PGD/FGSM.
 
     ``defense``: a Defense-like object (``name``, ``differentiable``, ``device``, ``forward(x)``:
@@ -112,6 +118,8 @@ def through(defense, classifier, *, bpda="auto") -> Through:
     threat model "adaptive-pgd") and BPDA through the others (``differentiable`` is False:
     PixelDefend, Defense-GAN; "adaptive-bpda"). True forces BPDA, False forces autograd (a
     non-differentiable purifier then gives a zero or missing gradient, and PGD says so).
+    ``bf16``: run the pipeline under bf16 autocast (the attacker's speed-up on CPUs with native bf16 and
+    on GPUs; the attacked examples are then judged by the defense itself, in its own precision).
     """
     check_callable(classifier, "classifier")
     if not (callable(defense) or callable(getattr(defense, "forward", None))):
@@ -126,4 +134,6 @@ def through(defense, classifier, *, bpda="auto") -> Through:
         use = bpda
     else:
         raise ValueError(f"bpda: expected 'auto', True or False, got {bpda!r}")
-    return Through(defense, classifier, use)
+    if not isinstance(bf16, bool):
+        raise TypeError(f"bf16: expected True or False, got {bf16!r}")
+    return Through(defense, classifier, use, bf16)

@@ -10,7 +10,8 @@ worst case over all of them, with n, Wilson intervals and each attack's cost per
 
 Attack specs (``parse_attack``): ``pgd:ce:100x5`` (PGD, cross-entropy, 100 steps, 5 restarts),
 ``pgd:cw:100x5`` (Carlini-Wagner margin), ``autoattack`` (standard AutoAttack), ``eot4:pgd:ce:100x1``
-(PGD on the expectation over 4 draws of a randomised defense, e.g. Defense-GAN's restarts).
+(PGD on the expectation over 4 draws of a randomised defense, e.g. Defense-GAN's restarts); a ``:bf16``
+suffix computes the attacker's gradients under bf16 autocast (``pgd:ce:100x5:bf16``).
 
     python -m egan_lib.eval.campaign --profile cpu --out artifacts/campaign --defenses EGAN DnCNN \\
         --attacks pgd:ce:100x5 pgd:cw:100x5 autoattack --eps 0.1 0.2 0.3 --n 500
@@ -30,7 +31,8 @@ from .._validate import check_eps_list, check_images, check_labels, check_positi
 from .adaptive import whitebox_accuracy, worst_case
 from .store import load_or_evaluate, protocol_settings
 
-_ATTACK_RE = re.compile(r"^(?:eot(?P<eot>\d+):)?(?:(?P<aa>autoattack)|pgd:(?P<loss>ce|cw):(?P<steps>\d+)x(?P<restarts>\d+))$")
+_ATTACK_RE = re.compile(r"^(?:eot(?P<eot>\d+):)?(?:(?P<aa>autoattack)|pgd:(?P<loss>ce|cw):(?P<steps>\d+)x(?P<restarts>\d+))"
+                        r"(?P<bf16>:bf16)?$")
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,15 @@ class Attack:
 
 
 def parse_attack(spec: str) -> Attack:
-    """``pgd:ce:100x5``, ``pgd:cw:100x5``, ``autoattack``, optionally prefixed ``eotK:`` (K draws)."""
+    """``pgd:ce:100x5``, ``pgd:cw:100x5``, ``autoattack``, optionally prefixed ``eotK:`` (K draws) and
+    suffixed ``:bf16`` (the attacker's gradients under bf16 autocast)."""
     m = _ATTACK_RE.match(spec.strip()) if isinstance(spec, str) else None
     if not m:
         raise ValueError(f"attack spec {spec!r}: expected pgd:ce:STEPSxRESTARTS, pgd:cw:STEPSxRESTARTS or "
                          "autoattack, optionally prefixed eotK:")
     kw = {"eot_samples": int(m["eot"] or 1)}
+    if m["bf16"]:
+        kw["attack_bf16"] = True
     if m["aa"]:
         kw["attack"] = "autoattack"
     else:
