@@ -46,7 +46,8 @@ def encoder_table(res: dict) -> str:
 def encoder_findings(res: dict) -> dict:
     """What the E-budget table says, as numbers a chapter can quote: the first and last budgets'
     reconstruction errors and EGAN accuracies (clean and eps 0.3, as "acc% [lo, hi]"), the change over
-    the last doubling, and whether that change lies within the intervals (``accuracy_flat``)."""
+    the last doubling, whether that change lies within the intervals (``accuracy_flat``) and, per
+    accuracy, its direction (``trend_clean``, ``trend_eps03``: "flat", "up" or "down")."""
     budgets = sorted(res["encoder"]["budgets"], key=lambda b: b["image_steps"])
     if len(budgets) < 2:
         raise ValueError("res: at least two encoder budgets are needed to read a trend")
@@ -63,7 +64,14 @@ def encoder_findings(res: dict) -> dict:
     def overlap(e):
         a, b = prev["egan"][e]["ci95"], last["egan"][e]["ci95"]
         return a[0] <= b[1] and b[0] <= a[1]
+
+    def trend(e):   # "flat" (the intervals overlap), "up" or "down" over the last doubling
+        if overlap(e):
+            return "flat"
+        return "up" if last["egan"][e]["accuracy"] > prev["egan"][e]["accuracy"] else "down"
     return {"first": row(budgets[0]), "last": row(last), "previous": row(prev),
+            "trend_clean": trend("0.00"), "trend_eps03": trend("0.30"),
+            "previous_machine": prev.get("machine", "?"), "last_machine": last.get("machine", "?"),
             "last_doubling_recon_real": last["recon_real"]["mean"] - prev["recon_real"]["mean"],
             "last_doubling_recon_gen": last["recon_gen"]["mean"] - prev["recon_gen"]["mean"],
             "last_doubling_clean": 100 * (last["egan"]["0.00"]["accuracy"] - prev["egan"]["0.00"]["accuracy"]),
