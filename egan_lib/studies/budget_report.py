@@ -43,11 +43,20 @@ def encoder_table(res: dict) -> str:
     return "\n".join(rows)
 
 
+def _separated(accs: list) -> bool:
+    """Whether the 95% intervals of the lowest and the highest of these accuracies do not overlap."""
+    lo = min(accs, key=lambda a: a["accuracy"])
+    hi = max(accs, key=lambda a: a["accuracy"])
+    return lo["ci95"][1] < hi["ci95"][0]
+
+
 def encoder_findings(res: dict) -> dict:
     """What the E-budget table says, as numbers a chapter can quote: the first and last budgets'
     reconstruction errors and EGAN accuracies (clean and eps 0.3, as "acc% [lo, hi]"), the change over
     the last doubling, whether that change lies within the intervals (``accuracy_flat``) and, per
-    accuracy, its direction (``trend_clean``, ``trend_eps03``: "flat", "up" or "down")."""
+    accuracy, its direction (``trend_clean``, ``trend_eps03``: "flat", "up" or "down"), and whether the
+    eps-0.3 accuracy rises with every budget (``eps03_monotone``; ``eps03_range``: its min and max, in %,
+    over the budgets after the first)."""
     budgets = sorted(res["encoder"]["budgets"], key=lambda b: b["image_steps"])
     if len(budgets) < 2:
         raise ValueError("res: at least two encoder budgets are needed to read a trend")
@@ -72,6 +81,11 @@ def encoder_findings(res: dict) -> dict:
     return {"first": row(budgets[0]), "last": row(last), "previous": row(prev),
             "trend_clean": trend("0.00"), "trend_eps03": trend("0.30"),
             "previous_machine": prev.get("machine", "?"), "last_machine": last.get("machine", "?"),
+            "eps03_monotone": all(b["egan"]["0.30"]["accuracy"] >= a["egan"]["0.30"]["accuracy"]
+                                  for a, b in zip(budgets, budgets[1:])),
+            "eps03_range": (100 * min(b["egan"]["0.30"]["accuracy"] for b in budgets[1:]),
+                            100 * max(b["egan"]["0.30"]["accuracy"] for b in budgets[1:])),
+            "eps03_range_separated": _separated([b["egan"]["0.30"] for b in budgets[1:]]),
             "last_doubling_recon_real": last["recon_real"]["mean"] - prev["recon_real"]["mean"],
             "last_doubling_recon_gen": last["recon_gen"]["mean"] - prev["recon_gen"]["mean"],
             "last_doubling_clean": 100 * (last["egan"]["0.00"]["accuracy"] - prev["egan"]["0.00"]["accuracy"]),
