@@ -29,6 +29,8 @@ def test_split_parts_are_disjoint_and_cover_the_subset():
                                                                                  [2, 5, 8, 11]]
     with pytest.raises(ValueError, match="equal parts"):
         reference.split_parts(x, y, 5)
+    # the labels a method on 6 of the 12 images uses: the first 2 of each part
+    assert reference.evaluated_labels(torch.arange(12) % 10, 3, 6).tolist() == [0, 3, 1, 4, 2, 5]
 
 
 def test_pieces_are_stored_resumed_and_pooled(tmp_path):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 
 LIMIT_BYTES = 64 * 1024 * 1024
 
@@ -46,6 +47,7 @@ def stage_train(a) -> Path:
     from egan_lib import setup
     from egan_lib.checkpoints import load_checkpoint, save_checkpoint
     from egan_lib.defenses import get_defenses
+    from ship_weights import FULL_PRECISION      # the shipped form: G and C in float32, the rest in float16
     t0 = time.perf_counter()
     ws = setup(a.profile, a.seed, a.device, a.data_dir, a.artifacts, progress=False, use_shipped_weights=False)
     ws.classifier()
@@ -59,7 +61,7 @@ def stage_train(a) -> Path:
     for path in sorted(ws.checkpoint_dir.glob("*.pt")):
         ck = load_checkpoint(path)
         files.append(save_checkpoint(staged / path.name, ck.state_dict, ck.config, kind=ck.kind, extra=ck.extra,
-                                     half=ck.kind not in ("generator", "classifier")))
+                                     half=ck.kind not in FULL_PRECISION))
     archive = _pack(Path(a.out), "weights.tar.gz", staged.parent.parent, files)
     print(f"train stage ({ws.profile.name}, {ws.device}): {time.perf_counter() - t0:.0f} s")
     return archive

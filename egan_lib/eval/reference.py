@@ -37,9 +37,14 @@ def split_parts(x: torch.Tensor, y: torch.Tensor, parts: int) -> list[tuple[torc
     x = check_images(x, "x")
     y = check_labels(y, n=x.shape[0], name="y")
     parts = check_positive_int(parts, "parts")
-    if x.shape[0] % parts:
-        raise ValueError(f"parts: {x.shape[0]} images do not split into {parts} equal parts")
-    return [(x[k::parts], y[k::parts]) for k in range(parts)]
+    return [(x[idx], y[idx]) for idx in part_indices(x.shape[0], parts)]
+
+
+def part_indices(n: int, parts: int) -> list[torch.Tensor]:
+    """The indices of each part of n images: part k holds k, k + parts, k + 2 parts, ..."""
+    if n % parts:
+        raise ValueError(f"parts: {n} images do not split into {parts} equal parts")
+    return [torch.arange(k, n, parts) for k in range(parts)]
 
 
 def evaluated_labels(y: torch.Tensor, parts: int, n: int) -> torch.Tensor:
@@ -49,7 +54,7 @@ def evaluated_labels(y: torch.Tensor, parts: int, n: int) -> torch.Tensor:
     n = check_positive_int(n, "n")
     if n % parts or n > len(y):
         raise ValueError(f"n: expected a multiple of parts = {parts}, at most {len(y)}, got {n}")
-    return torch.cat([y[k::parts][:n // parts] for k in range(parts)])
+    return y[torch.cat([idx[:n // parts] for idx in part_indices(len(y), parts)])]
 
 
 def parts_table(res: Results, eps=None, digits: int = 1) -> str:
