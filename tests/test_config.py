@@ -197,3 +197,12 @@ def test_parts_must_divide_the_subset_and_the_expensive_n():
         get_profile("smoke", n_test=400, eval_parts=4, expensive_n_test=600)
     with pytest.raises(ValueError, match="expensive_n_test: 202 images do not split"):
         get_profile("smoke", n_test=400, eval_parts=4, expensive_n_test=202)
+
+
+def test_the_reference_profile_splits_its_subset_into_parts():
+    p = get_profile("cpu")
+    assert p.n_test >= 1000 and p.eval_parts >= 3 and p.n_test % p.eval_parts == 0
+    assert p.expensive_n_test >= 500 and p.expensive_n_test % p.eval_parts == 0
+    assert (p.defensegan_steps, p.defensegan_restarts) == (200, 10)        # the paper's L and R
+    with pytest.raises(ValueError, match="expensive_n_test: 600 > n_test"):
+        get_profile("smoke", n_test=400, eval_parts=4, expensive_n_test=600)

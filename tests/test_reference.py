@@ -87,3 +87,68 @@ def test_schema_rejects_parts_that_do_not_add_up():
     obj["methods"]["A"]["parts"]["accuracy"]["0.00"] = [0.4]
     with pytest.raises(ValueError, match="must list 2"):
         validate_results_json(obj)
+
+
+def test_subset_and_join_keep_the_measurements_and_refuse_mismatches(tmp_path):
+    from egan_lib.eval.results import join_results, subset_results
+    C, defs, x, y = _setup()
+    kw = dict(parts=3, store_dir=tmp_path, prefix="t", batch_size=8, log=lambda m: None)
+    a, _ = reference.reference_evaluation(C, defs[:1], x, y, [0.0, 0.3, 0.5], **kw)
+    b, _ = reference.reference_evaluation(C, defs[1:], x, y, [0.0, 0.5], **kw)
+    sub = subset_results(a, eps=[0.0, 0.5])
+    assert sub.eps == [0.0, 0.5] and sub.correct["Original"][0.5] == a.correct["Original"][0.5]
+    assert sub.parts["Original"]["accuracy"][0.5] == a.parts["Original"]["accuracy"][0.5]
+    j = join_results(sub, b)
+    assert j.methods == ["Original", "Defense-GAN"] and j.accuracy["Defense-GAN"] == b.accuracy["Defense-GAN"]
+    assert j.ci95["Original"][0.0] == a.ci95["Original"][0.0] and j.n == {"Original": 24, "Defense-GAN": 24}
+    assert "| Defense-GAN |" in j.table()
+    with pytest.raises(ValueError, match="eps grids differ"):
+        join_results(a, b)
+    with pytest.raises(ValueError, match="more than one"):
+        join_results(b, b)
+    with pytest.raises(ValueError, match="not in the evaluated grid"):
+        subset_results(b, eps=[0.3])
+    with pytest.raises(ValueError, match="not evaluated"):
+        subset_results(b, methods=["EGAN"])
+
+
+class _Workspace:
+    """What hybrid_evaluation uses of a Workspace: the profile, the test subset, the classifier."""
+    def __init__(self, profile, C, x, y):
+        self.profile, self._C, self._x, self._y, self.seed, self.progress = profile, C, x, y, 0, False
+
+    def test_set(self):
+        return self._x, self._y
+
+    def classifier(self):
+        return self._C, {}
+
+
+def test_hybrid_evaluation_reuses_defense_gan_and_stores_its_own_pieces(tmp_path, tiny_encoder):
+    from egan_lib.config import get_profile
+    from egan_lib.defenses import EGAN, HybridDefense
+    C, defs, x, y = _setup()
+    G, E = defs[1].generator, tiny_encoder.eval()
+    prof = get_profile("smoke", n_test=24, eval_parts=3, expensive_n_test=12, eval_batch=8)
+    ws = _Workspace(prof, C, x, y)
+    dgan = [d for d in defs if d.name == "Defense-GAN"]
+    ref, _ = reference.reference_evaluation(C, dgan, x, y, [0.0, 0.3, 0.5], parts=3, store_dir=tmp_path / "evaluations",
+                                            prefix="ch06", n_per_method={"Defense-GAN": 12}, batch_size=8,
+                                            log=lambda m: None)
+    hy = [HybridDefense(E, G, steps=2)]
+    res, infos = reference.hybrid_evaluation(ws, tmp_path, hy, egan=EGAN(E, G), reference=ref, log=lambda m: None)
+    assert res.methods == ["EGAN", hy[0].name, "Defense-GAN"] and res.eps == [0.0, 0.5]
+    assert set(res.n.values()) == {12}
+    assert res.correct["Defense-GAN"][0.5] == ref.correct["Defense-GAN"][0.5]      # taken, not recomputed
+    assert {i["status"] for i in infos} == {"computed"} and len(infos) == 6
+    assert len(list((tmp_path / "evaluations" / "mnist-smoke-hybrid").glob("*.pt"))) == 6
+    again, infos = reference.hybrid_evaluation(ws, tmp_path, hy, egan=EGAN(E, G), reference=ref, log=lambda m: None)
+    assert {i["status"] for i in infos} == {"reused"} and again.correct == res.correct
+    # a reference evaluated on another number of images is refused
+    other, _ = reference.reference_evaluation(C, dgan, x, y, [0.0, 0.5], parts=3, store_dir=tmp_path / "o",
+                                              prefix="o", n_per_method={"Defense-GAN": 6}, batch_size=8,
+                                              log=lambda m: None)
+    with pytest.raises(ValueError, match="expensive_n_test is 12"):
+        reference.hybrid_evaluation(ws, tmp_path, hy, egan=EGAN(E, G), reference=other, log=lambda m: None)
+    with pytest.raises(ValueError, match="at least one"):
+        reference.hybrid_evaluation(ws, tmp_path, [], egan=EGAN(E, G), reference=ref, log=lambda m: None)

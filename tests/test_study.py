@@ -28,16 +28,19 @@ def tiny_classifier():
 def test_study_runs_every_threat_model_and_makes_valid_entries():
     C = tiny_classifier()
     x, y = torch.rand(12, 1, 28, 28), torch.arange(12) % 10
-    defs = {"Original": Identity("Original"), "PixelDefend": Identity("PixelDefend", differentiable=False)}
+    defs = {"Original": Identity("Original"), "PixelDefend": Identity("PixelDefend", differentiable=False),
+            "Defense-GAN": Identity("Defense-GAN", differentiable=False)}
     s = study.adaptive_study(C, defs, x, y, [0.1, 0.3], n_main=12, n_expensive=4, steps=3, steps_expensive=2,
                              log=lambda m: None)
     res = s["results"]
     assert set(res) == {"oblivious-pgd", "adaptive-pgd", "adaptive-bpda"}
-    assert res["adaptive-pgd"]["Original"]["n"] == 12 and res["adaptive-bpda"]["PixelDefend"]["n"] == 4
+    # PixelDefend (3 ms per image) is attacked on every image; Defense-GAN, the expensive one, on n_expensive
+    assert res["adaptive-pgd"]["Original"]["n"] == 12 and res["adaptive-bpda"]["PixelDefend"]["n"] == 12
+    assert res["adaptive-bpda"]["Defense-GAN"]["n"] == 4
     # attacking through an identity defense = attacking the classifier alone
     assert res["adaptive-pgd"]["Original"]["accuracy"] == res["oblivious-pgd"]["Original"]["accuracy"]
     entries = study.study_entries(s, dataset="mnist", profile="test", device="cpu", git_commit="x",
-                                  seconds_per_image={"Original": 1e-6, "PixelDefend": 1.0})
+                                  seconds_per_image={"Original": 1e-6, "PixelDefend": 1e-3, "Defense-GAN": 1.0})
     validate_results_json(entries)
     md = study.accuracy_table(entries, [0.1, 0.3])
     assert md.count("| Original |") == 2 and "eps 0.30" in md

@@ -47,7 +47,7 @@ def stage_train(a) -> Path:
     from egan_lib import setup
     from egan_lib.checkpoints import load_checkpoint, save_checkpoint
     from egan_lib.defenses import get_defenses
-    from ship_weights import FULL_PRECISION      # the shipped form: G and C in float32, the rest in float16
+    from ship_weights import FULL_PRECISION      # the shipped form: G, C and E in float32, the rest in float16
     t0 = time.perf_counter()
     ws = setup(a.profile, a.seed, a.device, a.data_dir, a.artifacts, progress=False, use_shipped_weights=False)
     ws.classifier()

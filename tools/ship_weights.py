@@ -2,8 +2,9 @@
 
     python tools/ship_weights.py --profile cpu [--artifacts artifacts]
 
-Networks whose exact weights other checkpoints depend on (G: the encoder's config names G's sha256;
-C: the attacks are computed on it) are kept in float32; the others are stored in half precision.
+Networks whose exact weights other checkpoints or results depend on (G: the encoder's config names G's
+sha256; C: the attacks are computed on it; E: the budget study measured this very encoder, and its sha256
+is checked against the study's file) are kept in float32; the others are stored in half precision.
 A manifest.json lists every file with its sha256, size, precision and producing config.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from egan_lib.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 
-FULL_PRECISION = {"generator", "classifier"}
+FULL_PRECISION = {"generator", "classifier", "encoder"}
 LIMIT_BYTES = 20 * 1024 * 1024
 
 

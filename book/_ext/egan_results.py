@@ -27,6 +27,10 @@ Registered in _config.yml (``sphinx: local_extensions: egan_results: book/_ext``
     ``@git_commit`` a field of the run. Reads the file of ``egan_results_file`` (threat model
     "oblivious"; ``METHOD@EPS@THREAT`` picks another one).
 
+``profile`` (role)
+    One setting of a profile in the prose: ``{profile}`cpu.n_test``` gives "1,000";
+    ``{profile}`cpu.expensive_n_test/eval_parts``` divides two of them (read from egan_lib/config.py).
+
 ``run-times`` (directive)
     The wall time of each executed chapter, read from the metadata the pipeline stamps into the
     notebooks (``metadata.egan``: profile, device, threads, seconds, date, commit)::
@@ -303,6 +307,39 @@ class ResultRole(SphinxRole):
         return [nodes.inline(self.rawtext, text, classes=["egan-result"])], []
 
 
+# ----------------------------------------------------------------------------------- profile role
+class ProfileRole(SphinxRole):
+    """{profile}`cpu.n_test` gives "1,000": one setting of a profile, read from egan_lib/config.py at build
+    time (integers with thousands separators; ``cpu.expensive_n_test/eval_parts`` divides two settings)."""
+
+    def run(self):
+        try:
+            import importlib
+            config = importlib.import_module("egan_lib.config")
+        except Exception as e:  # noqa: BLE001 - reported as a build warning
+            return self._fail(f"cannot import egan_lib.config ({type(e).__name__}: {e})")
+        self.env.note_dependency(config.__file__)
+        name, sep, expr = self.text.strip().partition(".")
+        if not sep or name not in config.PROFILES:
+            return self._fail(f"expected PROFILE.FIELD with a profile of {list(config.PROFILES)}, got {self.text!r}")
+        prof = config.PROFILES[name]
+        fields = [f.strip() for f in expr.split("/")]
+        if len(fields) > 2 or any(not hasattr(prof, f) or f.startswith("_") for f in fields):
+            return self._fail(f"{expr!r}: expected FIELD or FIELD/FIELD of the Profile")
+        value = getattr(prof, fields[0])
+        if len(fields) == 2:
+            den = getattr(prof, fields[1])
+            if not isinstance(value, int) or not isinstance(den, int) or not den or value % den:
+                return self._fail(f"{expr!r}: not a whole division of two integer settings ({value!r} / {den!r})")
+            value = value // den
+        text = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+        return [nodes.inline(self.rawtext, text, classes=["egan-profile"])], []
+
+    def _fail(self, msg):
+        logger.warning(f"profile role: {msg}", location=self.get_location(), type="egan", subtype="profiles")
+        return [nodes.problematic(self.rawtext, f"[missing setting: {self.text}]")], []
+
+
 # ------------------------------------------------------------------------------------- run-times
 def _fmt_wall(s: float) -> str:
     m, sec = divmod(int(round(s)), 60)
@@ -441,4 +478,5 @@ def setup(app):
     app.add_directive("run-times", RunTimes)
     app.add_directive("profile-table", ProfileTable)
     app.add_role("result", ResultRole())
+    app.add_role("profile", ProfileRole())
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}

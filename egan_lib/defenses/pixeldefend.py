@@ -139,6 +139,6 @@ def get_pixelcnn(ws):
                       n_images=p.pixelcnn_train_size, n_test=p.pixelcnn_test_size)
 
 
-@register("PixelDefend", order=5, expensive=True)
+@register("PixelDefend", order=5)
 def build(ws) -> PixelDefend:
     return PixelDefend(get_pixelcnn(ws)[0], eps_def=ws.profile.pixeldefend_eps, device=ws.device)

@@ -27,7 +27,7 @@ import torch
 
 from .._validate import check_eps_list, check_images, check_labels, check_module, check_positive_int
 from .protocol import check_defenses, evaluate
-from .results import Results
+from .results import Results, join_results, subset_results
 from .stats import wilson_interval
 from .store import load_or_evaluate, protocol_settings, results_from_state, results_state
 
@@ -207,6 +207,50 @@ def chapter_evaluation(ws, results_dir, *, reevaluate: bool = False, only=None, 
         batch_size=p.eval_batch, reevaluate=reevaluate,
         progress=ws.progress if progress is None else progress, log=log, seed=ws.seed, profile=p.name)
     return C, methods, res, infos
+
+
+def hybrid_evaluation(ws, results_dir, hybrids, *, egan, reference: Results, eps=(0.0, 0.5),
+                      reevaluate: bool = False, progress: bool | None = None, log=print) -> tuple[Results, list]:
+    """Chapter 07's hybrids (``HybridDefense``: Defense-GAN's search started at E(x)) beside EGAN and
+    Defense-GAN, on the images chapter 06 evaluated Defense-GAN on (``expensive_n_test``: the same number
+    from the start of every part), at ``eps``.
+
+    EGAN and the hybrids are evaluated (or reused) as stored pieces under
+    ``results_dir/evaluations/mnist-<profile>-hybrid/``; Defense-GAN is not recomputed: its numbers are
+    taken from ``reference``, chapter 06's pooled Results (``chapter_evaluation``), whose pieces hold the
+    same images. Returns (one Results with EGAN, the hybrids and Defense-GAN, the pieces' infos)."""
+    from ..defenses import EXPENSIVE
+    p = ws.profile
+    if not isinstance(reference, Results):
+        raise TypeError(f"reference: expected chapter 06's pooled Results, got {type(reference).__name__}")
+    dgan = EXPENSIVE[0]
+    if dgan not in reference.methods:
+        raise ValueError(f"reference: {dgan} is not in it (evaluated: {list(reference.methods)})")
+    hybrids = check_defenses(list(hybrids))
+    egan = check_defenses([egan])[0]
+    if not hybrids:
+        raise ValueError("hybrids: expected at least one HybridDefense")
+    eps = check_eps_list(eps)
+    x, y = ws.test_set()
+    n_exp = p.expensive_n_test or len(y)
+    if reference.n[dgan] != n_exp:
+        raise ValueError(f"reference: {dgan} was evaluated on {reference.n[dgan]} images, the profile's "
+                         f"expensive_n_test is {n_exp}; evaluate chapter 06 with this profile first")
+    defs = [egan, *hybrids]
+    res, infos = reference_evaluation(
+        ws.classifier()[0], defs, x, y, eps, parts=p.eval_parts,
+        n_per_method={d.name: n_exp for d in defs} if n_exp < len(y) else None,
+        store_dir=Path(results_dir) / "evaluations", prefix=f"mnist-{p.name}-hybrid",
+        batch_size=p.eval_batch, reevaluate=reevaluate,
+        progress=ws.progress if progress is None else progress, log=log, seed=ws.seed, profile=p.name)
+    ref = subset_results(reference, [dgan], eps)
+    # the same split of the same subset and the same count per part: the same images
+    want = reference.parts.get(dgan, {}).get("n", [reference.n[dgan]])
+    got = res.parts.get(egan.name, {}).get("n", [res.n[egan.name]])
+    if list(want) != list(got):
+        raise ValueError(f"reference: {dgan}'s images per part {list(want)} differ from this evaluation's "
+                         f"{list(got)}; it was made with other parts")
+    return join_results(res, ref), infos
 
 
 def method_settings(ws, methods: dict) -> dict:

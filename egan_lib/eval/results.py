@@ -186,6 +186,65 @@ def match_eps(eps, grid) -> float:
     raise ValueError(f"eps: {e} is not in the evaluated grid {[round(g, 4) for g in grid]}")
 
 
+def subset_results(res: Results, methods=None, eps=None) -> Results:
+    """The same measurements restricted to some methods and eps (each eps must be in the evaluated grid);
+    no examples. For putting evaluations of the same images side by side (``join_results``)."""
+    if not isinstance(res, Results):
+        raise TypeError(f"res: expected an egan_lib.eval.results.Results, got {type(res).__name__}")
+    methods = list(res.methods) if methods is None else list(methods)
+    unknown = [m for m in methods if m not in res.methods]
+    if unknown:
+        raise ValueError(f"methods: {unknown} not evaluated; evaluated: {list(res.methods)}")
+    eps = list(res.eps) if eps is None else [match_eps(e, res.eps) for e in eps]
+
+    def pick(d):
+        return {m: {e: d[m][e] for e in eps if e in d[m]} for m in methods if m in d}
+
+    parts = {m: {"n": list(res.parts[m]["n"]), "accuracy": {e: list(res.parts[m]["accuracy"][e]) for e in eps}}
+             for m in methods if m in res.parts}
+    timing = {k: v for k, v in res.timing.items() if k != "per_method"}
+    if "per_method" in res.timing:
+        timing["per_method"] = {m: res.timing["per_method"][m] for m in methods if m in res.timing["per_method"]}
+    return Results(methods=methods, eps=eps, accuracy=pick(res.accuracy), ci95=pick(res.ci95),
+                   n={m: res.n[m] for m in methods}, seconds_per_image={m: res.seconds_per_image[m] for m in methods},
+                   correct=pick(res.correct), predictions=pick(res.predictions), timing=timing,
+                   threat_model=res.threat_model, attack=res.attack, n_test=max(res.n[m] for m in methods),
+                   parts=parts)
+
+
+def join_results(*results: Results) -> Results:
+    """One Results with the methods of several, which must share the eps grid, threat model and attack; a
+    method may appear only once; no examples. That they were evaluated on the same images is the caller's
+    to ensure (``egan_lib.eval.reference.hybrid_evaluation`` checks it)."""
+    if not results:
+        raise ValueError("join_results: nothing to join")
+    for r in results:
+        if not isinstance(r, Results):
+            raise TypeError(f"join_results: expected Results, got {type(r).__name__}")
+    first = results[0]
+    grid = [round(e, 6) for e in first.eps]
+    methods = []
+    for r in results:
+        if [round(e, 6) for e in r.eps] != grid:
+            raise ValueError(f"join_results: eps grids differ ({first.eps} and {r.eps}); use subset_results first")
+        if (r.threat_model, r.attack) != (first.threat_model, first.attack):
+            raise ValueError(f"join_results: threat models differ ({first.threat_model}/{first.attack} and "
+                             f"{r.threat_model}/{r.attack})")
+        dup = [m for m in r.methods if m in methods]
+        if dup:
+            raise ValueError(f"join_results: {dup} appear in more than one Results")
+        methods += list(r.methods)
+    out = subset_results(first)
+    for r in results[1:]:
+        r = subset_results(r)
+        for attr in ("accuracy", "ci95", "n", "seconds_per_image", "correct", "predictions", "parts"):
+            getattr(out, attr).update(getattr(r, attr))
+        out.timing.setdefault("per_method", {}).update(r.timing.get("per_method", {}))
+    out.methods = methods
+    out.n_test = max(out.n.values())
+    return out
+
+
 def to_method_entry(result: dict, seconds_per_image: float) -> dict:
     """One method's entry of the results JSON: {"accuracy": {"0.30": ...}, "ci95": {...},
     "seconds_per_image": s, "n": n} (eps keys with two decimals; the threat model goes on the file)."""

@@ -165,6 +165,21 @@ def test_profile_table_reads_egan_lib_config(tmp_path):
     assert "enc_channels" in html and f"{PROFILES['cpu'].enc_channels:,}" in html
 
 
+def test_profile_role_reads_a_setting_and_warns_on_a_bad_one(tmp_path):
+    from egan_lib.config import PROFILES
+    cpu = PROFILES["cpu"]
+    page = "# Settings\n\nn is {profile}`cpu.n_test`, per part {profile}`cpu.expensive_n_test/eval_parts`.\n"
+    src = _sphinx_project(tmp_path / "good", page, _fake_results())
+    r = _sphinx(src, tmp_path / "good" / "html")
+    assert r.returncode == 0, r.stdout + r.stderr
+    html = (tmp_path / "good" / "html" / "index.html").read_text()
+    assert f"n is <span class=\"egan-profile\">{cpu.n_test:,}</span>" in html
+    assert f"per part <span class=\"egan-profile\">{cpu.expensive_n_test // cpu.eval_parts:,}</span>" in html
+    src = _sphinx_project(tmp_path / "bad", "# Settings\n\n{profile}`cpu.no_such_field`\n", _fake_results())
+    r = _sphinx(src, tmp_path / "bad" / "html")
+    assert r.returncode != 0 and "profile role" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
 # ------------------------------------------------------------------------------ cheap guards
 def test_repository_url_is_set_only_in_config():
     """The URL lives in _config.yml; other files read it. Exceptions: notebooks (the chapters' Colab
