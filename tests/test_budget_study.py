@@ -31,6 +31,11 @@ def test_budget_study_runs_resumes_and_reports(tmp_path, mnist):
     assert "| 640 |" in budget_report.encoder_table(res2) and "| 2 |" in budget_report.gan_table(res2)
     fig = budget_report.plot_budget(res2)
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["320", "640", "1.28k"]
+    # rows made on another machine (a second run) are marked by a dotted line
+    res3 = json.loads(json.dumps(res2))
+    res3["encoder"]["budgets"][2]["machine"] = "another CPU"
+    assert len(budget_report.plot_budget(res3).axes[1].lines) == len(budget_report.plot_budget(res2).axes[1].lines) + 1
     f = budget_report.encoder_findings(res2)
     assert f["first"]["image_steps"] == 320 and f["last"]["image_steps"] == 1280
     assert f["last_doubling_recon_real"] == res2["encoder"]["budgets"][2]["recon_real"]["mean"] - \

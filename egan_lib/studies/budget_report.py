@@ -118,5 +118,17 @@ def plot_budget(res: dict):
         a2.fill_between(x, lo, hi, alpha=0.2)
     a2.set(xscale="log", xlabel="E's training budget (image-steps)", ylabel="EGAN accuracy (%)", ylim=(0, 100),
            title=f"EGAN under oblivious FGSM (n = {budgets[0]['egan'][next(iter(budgets[0]['egan']))]['n']}, 95% Wilson)")
+    machines = [b.get("machine") for b in budgets]
+    for ax in (a1, a2):
+        # one tick per measured budget ("16k", "512k"), no minor labels (they overlap on a log axis)
+        ax.set_xticks(x, [f"{v / 1000:g}k" if v >= 1000 else f"{v:g}" for v in x])
+        ax.minorticks_off()
+        # where the rows change machine (a second training run), a dotted line says so
+        for i in range(1, len(budgets)):
+            if machines[i] != machines[i - 1] and machines[i] and machines[i - 1]:
+                xm = (x[i - 1] * x[i]) ** 0.5
+                ax.axvline(xm, color="gray", ls=":", lw=1)
+                ax.annotate("second run", (xm, 0.02), xycoords=("data", "axes fraction"), rotation=90,
+                            fontsize=7, color="gray", ha="right", va="bottom")
     a2.legend(fontsize=8)
     return fig
