@@ -29,6 +29,10 @@ def test_budget_study_runs_resumes_and_reports(tmp_path, mnist):
     assert [b["image_steps"] for b in res2["encoder"]["budgets"]] == [320, 640, 1280]
     assert res2["gan"]["snapshots"] == res["gan"]["snapshots"]
     assert "| 640 |" in budget_report.encoder_table(res2) and "| 2 |" in budget_report.gan_table(res2)
+    # every row has as many cells as the header (no "|" inside a cell: the table would not render)
+    for table in (budget_report.encoder_table(res2), budget_report.gan_table(res2)):
+        rows = [r for r in table.splitlines() if r.startswith("|")]
+        assert len({r.count("|") for r in rows}) == 1, table
     fig = budget_report.plot_budget(res2)
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["320", "640", "1.28k"]

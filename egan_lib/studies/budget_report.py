@@ -32,7 +32,7 @@ def encoder_table(res: dict) -> str:
         raise ValueError("res: no encoder budget measured yet")
     eps = sorted(budgets[0]["egan"], key=float)
     machines = any("machine" in b for b in budgets)
-    head = ("| image-steps | steps | ||x - G(E(x))||^2, G(z) | ||x - G(E(x))||^2, real | "
+    head = ("| image-steps | steps | recon. error ‖x − G(E(x))‖², G(z) | recon. error ‖x − G(E(x))‖², real | "
             + " | ".join(f"EGAN eps {e} (%)" for e in eps) + " | n |" + (" trained on |" if machines else ""))
     rows = [head, "|" + "---|" * (5 + len(eps) + machines)]
     for b in budgets:
