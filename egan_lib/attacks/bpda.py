@@ -12,6 +12,7 @@ from torch import nn
 from .._validate import check_callable
 from ..torch_utils import autocast_bf16
 from .base import THREAT_ADAPTIVE_BPDA, THREAT_ADAPTIVE_PGD
+from .fast import attacker_copy, fold_batchnorm
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -59,6 +60,9 @@ class Through(nn.Module):
     def __init__(self, defense, classifier, use_bpda: bool, bf16: bool = False):
         super().__init__()
         self.bf16 = bool(bf16)
+        if self.bf16:                           # the attacker's fast arithmetic: BN folded, channels_last
+            defense = attacker_copy(defense)
+            classifier = fold_batchnorm(classifier) if isinstance(classifier, nn.Module) else classifier
         self.classifier = classifier            # registered when it is an nn.Module (eval mode, device)
         if isinstance(defense, nn.Module):
             self.defense = defense
@@ -118,8 +122,9 @@ def through(defense, classifier, *, bpda="auto", bf16: bool = False) -> Through:
     threat model "adaptive-pgd") and BPDA through the others (``differentiable`` is False:
     PixelDefend, Defense-GAN; "adaptive-bpda"). True forces BPDA, False forces autograd (a
     non-differentiable purifier then gives a zero or missing gradient, and PGD says so).
-    ``bf16``: run the pipeline under bf16 autocast (the attacker's speed-up on CPUs with native bf16 and
-    on GPUs; the attacked examples are then judged by the defense itself, in its own precision).
+    ``bf16``: the attacker's fast arithmetic: bf16 autocast on copies of the networks with BatchNorm folded
+    into the convolutions, in channels_last (:mod:`egan_lib.attacks.fast`; on CPUs with native bf16 and on
+    GPUs). The attacked examples are then judged by the defense itself, as deployed.
     """
     check_callable(classifier, "classifier")
     if not (callable(defense) or callable(getattr(defense, "forward", None))):

@@ -14,10 +14,10 @@ import torch
 from .._validate import (check_callable, check_eps, check_images, check_labels, check_positive_float,
                          check_positive_int, check_seed)
 from ..torch_utils import EvalMode, plain
-from .base import check_attack_inputs, check_loss, device_of, input_grad, networks_of, per_image_loss
+from .base import check_attack_inputs, check_loss, device_of, input_grad, margin, networks_of, per_image_loss
 
 
-def _pgd_restart(fn, x, y, start, eps, steps, alpha, kind, best, best_loss, fooled):
+def _pgd_restart(fn, x, y, start, eps, steps, alpha, kind, best, best_loss, fooled, confidence=0.0):
     """One PGD run from ``start`` on a batch (everything on the attack device). Updates in place, per
     image, best/best_loss/fooled: the first misclassified iterate, else the highest-loss one.
     An image leaves the batch as soon as it is misclassified (its first adversarial result is kept).
@@ -32,7 +32,8 @@ def _pgd_restart(fn, x, y, start, eps, steps, alpha, kind, best, best_loss, fool
         with torch.enable_grad() if not last else torch.no_grad():
             out = fn(xa)
             per = per_image_loss(out, y[active], kind)
-        wrong = out.detach().argmax(1) != y[active]
+        wrong = (out.detach().argmax(1) != y[active]) if confidence == 0.0 else \
+            (-margin(out.detach().float(), y[active]) > confidence)
         better = wrong | (per.detach() > best_loss[active])
         idx = active[better]
         best[idx] = xa.detach()[better]
@@ -52,7 +53,7 @@ def _pgd_restart(fn, x, y, start, eps, steps, alpha, kind, best, best_loss, fool
 
 def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 40, step_size: float | None = None,
         random_start: bool = True, restarts: int = 1, seed: int = 0, batch_size: int = 256, device=None,
-        loss: str = "ce", return_details: bool = False, progress: bool = False):
+        loss: str = "ce", return_details: bool = False, progress: bool = False, confidence: float = 0.0):
     """L-inf projected gradient descent (Madry et al., ICLR 2018) on any differentiable ``model_fn``.
 
     Maximises the loss of ``model_fn(x) -> logits or log-probabilities`` over the ball
@@ -69,10 +70,15 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
       then stops); otherwise the iterate with the highest loss over all steps and restarts. A
       restart runs only on the images not fooled yet.
     * ``loss``: "ce" (cross-entropy) or "cw" (Carlini-Wagner margin max_{j!=y} z_j - z_y).
+    * ``confidence`` (>= 0): an iterate stops its image only when max_{j!=y} z_j - z_y > confidence.
+      0 is "misclassified"; an attacker whose arithmetic differs from the deployed pipeline's (bf16)
+      asks for a margin so that rounding cannot stop an image the deployed defense still gets right.
     * An nn.Module ``model_fn`` runs in eval mode (BatchNorm statistics), its mode restored after.
 
     Returns x_adv with the device and dtype of x; with ``return_details``, also a dict of CPU
-    tensors: ``loss`` (the attacker's loss at x_adv), ``fooled`` (model_fn misclassified x_adv).
+    tensors: ``loss`` (the attacker's loss at x_adv), ``fooled`` (model_fn misclassified x_adv) and
+    ``fooled_after_restart`` (restarts, n): fooled after restart 1, 2, ... (the accuracy-vs-restarts curve
+    of one run, at no extra cost).
     """
     x, y, eps = check_attack_inputs(model_fn, x, y, eps)
     steps = check_positive_int(steps, "steps")
@@ -81,6 +87,9 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     seed = check_seed(seed)
     kind = check_loss(loss)
     alpha = 2.5 * eps / steps if step_size is None else check_positive_float(step_size, "step_size")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 <= confidence < float("inf"):
+        raise ValueError(f"confidence: expected a finite number >= 0 (a logit margin), got {confidence!r}")
+    confidence = float(confidence)
     dev = device_of(model_fn, device)
     n = x.shape[0]
     x_cpu, y_cpu = x.detach().float().cpu().contiguous(), y.cpu()
@@ -91,6 +100,7 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
         restarts, steps = 1, 0
     gen = torch.Generator().manual_seed(seed)
     zero_grad_batches = []
+    fooled_after = []                               # (restarts run, n): fooled after restart r
     from tqdm.auto import tqdm
     bar = tqdm(total=restarts * math.ceil(n / batch_size), desc=f"PGD eps={eps:g}", disable=not progress, leave=False)
     with EvalMode(*networks_of(model_fn)), bar:
@@ -103,11 +113,12 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
                 start = xb if (r == 0 and not random_start) or noise is None else (xb + noise[rows]).clamp_(0.0, 1.0)
                 b_best, b_loss, b_fooled = best[rows].to(dev), best_loss[rows].to(dev), fooled[rows].to(dev)
                 zg = _pgd_restart(model_fn, xb.to(dev), yb.to(dev), start.to(dev), eps, steps, alpha, kind,
-                                  b_best, b_loss, b_fooled)
+                                  b_best, b_loss, b_fooled, confidence)
                 best[rows], best_loss[rows], fooled[rows] = b_best.cpu(), b_loss.cpu(), b_fooled.cpu()
                 if zg is not None:
                     zero_grad_batches.append(zg)
                 bar.update(1)
+            fooled_after.append(fooled.clone())
             if bool(fooled.all()):
                 break
     if zero_grad_batches and all(zero_grad_batches):
@@ -116,5 +127,7 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
                       "(through(defense, classifier, bpda=True)).", RuntimeWarning, stacklevel=2)
     x_adv = best.to(device=x.device, dtype=x.dtype)
     if return_details:
-        return x_adv, {"loss": best_loss, "fooled": fooled}
+        while len(fooled_after) < restarts:           # stopped early: every image already fooled
+            fooled_after.append(fooled.clone())
+        return x_adv, {"loss": best_loss, "fooled": fooled, "fooled_after_restart": torch.stack(fooled_after)}
     return x_adv

@@ -37,7 +37,7 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
                       steps: int = 40, restarts: int = 1, step_size: float | None = None, random_start: bool = True,
                       seed: int = 0, bpda="auto", loss: str = "ce", batch_size: int = 256, device=None,
                       return_adv: bool = False, progress: bool = False, eot_samples: int = 1,
-                      attack_bf16: bool = False) -> dict:
+                      attack_bf16: bool = False, confidence: float | None = None) -> dict:
     """Accuracy of the defended classifier under an attack that goes *through* the defense.
 
     Threat model: white-box. The attacker knows the weights of the purifier and of C and attacks
@@ -51,6 +51,9 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     The result also holds ``correct``: {eps: per-image outcomes}, for the worst case over attacks.
     ``attack_bf16``: the attacker computes its gradients under bf16 autocast (about twice as fast on CPUs
     with native bf16); every x_adv is still judged by the defense as deployed (``purify``, its precision).
+    ``confidence``: PGD's stopping margin (:func:`pgd`); default 0 in fp32 and 1 logit under ``attack_bf16``
+    (bf16 logits differ from fp32 ones by up to about 0.5 on EGAN, so a margin of 0 would stop images
+    that the deployed pipeline still classifies right).
 
     Evaluation: for each eps, accuracy = mean(argmax C(defense.purify(x_adv)) == y) on all n images,
     with its Wilson 95% interval. Returns ``{"threat_model", "accuracy": {eps: float},
@@ -67,6 +70,8 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     eot_samples = check_positive_int(eot_samples, "eot_samples")
     if not isinstance(attack_bf16, bool):
         raise TypeError(f"attack_bf16: expected True or False, got {attack_bf16!r}")
+    if confidence is None:
+        confidence = 1.0 if attack_bf16 else 0.0
     fn = through(defense, classifier, bpda=bpda, bf16=attack_bf16)
     name = fn.name
     if eot_samples > 1:
@@ -77,30 +82,43 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
                  eot_samples)
     tm = {"pgd": fn.threat_model, "autoattack": fn.threat_model,
           "fgsm": "adaptive-bpda-fgsm" if fn.uses_bpda else "adaptive-fgsm"}[attack]
-    correct, adv = {}, {}
+    correct, adv, by_restart, disagree = {}, {}, {}, {}
     from tqdm.auto import tqdm
     for e in tqdm(eps_values, desc=f"{attack} through {fn.name}", disable=not progress, leave=False):
+        fooled = None
         if attack == "pgd":
-            xa = pgd(fn, x, y, e, steps=steps, step_size=step_size, random_start=random_start, restarts=restarts,
-                     seed=seed, batch_size=batch_size, device=device, loss=loss)
+            xa, det = pgd(fn, x, y, e, steps=steps, step_size=step_size, random_start=random_start,
+                          restarts=restarts, seed=seed, batch_size=batch_size, device=device, loss=loss,
+                          return_details=True, confidence=confidence)
+            fooled = det["fooled"]
         elif attack == "autoattack":
             xa = autoattack(fn, x, y, e, seed=seed, batch_size=batch_size, device=device)
         else:
             xa = fgsm_through(fn, x, y, e, batch_size=batch_size, device=device, loss=loss)
         pred = predict(classifier, purify_batched(defense, xa, batch_size), batch_size=batch_size, device=device)
         correct[e] = pred == y.cpu()
+        if fooled is not None:
+            # the deployed pipeline's verdict after each restart (the attacker stopped an image at its first
+            # iterate that *its* function misclassified; those the deployed defense still classifies right
+            # are counted in ``attacker_disagrees``)
+            by_restart[e] = ~det["fooled_after_restart"] | correct[e]
+            by_restart[e][-1] = correct[e]
+            disagree[e] = int((fooled & correct[e]).sum())
         if return_adv:
             adv[e] = xa
     params = {"attack": attack, "loss": loss if attack != "autoattack" else "standard ensemble",
               "bpda": fn.uses_bpda, "batch_size": batch_size, "eot_samples": eot_samples,
-              "attack_precision": "bf16 autocast" if attack_bf16 else "fp32"}
+              "attack_precision": "bf16 autocast, BatchNorm folded, channels_last" if attack_bf16 else "fp32"}
     if attack == "autoattack":
         params.update(version="standard", library="torchattacks " + AUTOATTACK_VERSION, seed=seed)
     if attack == "pgd":
-        params.update(steps=steps, restarts=restarts, random_start=random_start, seed=seed,
+        params.update(steps=steps, restarts=restarts, random_start=random_start, seed=seed, confidence=confidence,
                       step_size=("2.5*eps/steps" if step_size is None else float(step_size)))
     res = accuracy_summary(correct, tm, defense=name, attack=params)
     res["correct"] = correct
+    if by_restart:
+        res["correct_after_restart"] = by_restart
+        res["attacker_disagrees"] = disagree
     if return_adv:
         res["adv"] = adv
     return res
