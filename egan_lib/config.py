@@ -116,6 +116,20 @@ class Profile:
     adaptive_expensive_steps: int = 40
     onmanifold_steps: int = 200
     hybrid_steps: tuple = (5, 20)          # EGAN + k Defense-GAN steps from z = E(x)
+    # chapter 07's attack campaign: one stored piece per (defense, attack, eps) (egan_lib.eval.campaign)
+    campaign_n: int = 500                  # the first n images of the test subset
+    campaign_eps: tuple = (0.1, 0.2, 0.3, 0.5)
+    campaign_defenses: tuple = ("EGAN", "DnCNN", "AutoEncoder", "APE-GAN", "PixelDefend")
+    campaign_attacks: tuple = ("pgd:ce:100x5", "pgd:cw:100x5")   # specs: egan_lib.attack_spec
+    campaign_batch: int = 64
+    autoattack: str = "autoattack"         # run through EGAN at autoattack_eps
+    autoattack_eps: tuple = (0.3,)
+    steps_curve: tuple = (10, 30, 100, 300)  # PGD-CE with 1 restart through EGAN at steps_curve_eps
+    steps_curve_eps: float = 0.2
+    dgan_n: int = 100                      # Defense-GAN under BPDA + EOT: the first dgan_n images
+    dgan_eps: tuple = (0.3,)
+    dgan_attack: str = "eot2:pgd:ce:100x1"
+    dgan_attacker: tuple = (50, 4)         # the attacker's surrogate of Defense-GAN: (L, R)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -174,6 +188,8 @@ _OPTIONAL_SIZES = {"train_size", "expensive_n_test", "enc_image_steps", "dncnn_t
 _RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixelcnn_lr", "defensegan_lr"}
 _FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps"}
 _FLAGS = {"bf16", "channels_last", "enc_train_bf16"}
+_ATTACK_SPECS = {"autoattack", "dgan_attack"}
+_EPS_TUPLES = {"adaptive_eps", "campaign_eps", "autoattack_eps", "dgan_eps"}
 _SCHEDULES = ("cosine", "wsd")
 
 
@@ -216,10 +232,32 @@ def _check_field(name: str, value) -> None:
         off = [e for e, r in zip(eps, rounded) if abs(e - r) > 1e-9]
         if off:
             raise ValueError(f"eps_values: the grid is kept to 2 decimals, got {off}")
-    elif name == "adaptive_eps":
+    elif name in _EPS_TUPLES:
         eps = check_eps_list(value, name=name)
         if eps[0] <= 0.0:
-            raise ValueError(f"adaptive_eps: every eps must lie in (0, 1], got {eps}")
+            raise ValueError(f"{name}: every eps must lie in (0, 1], got {eps}")
+    elif name == "steps_curve_eps":
+        if check_eps(value, name) <= 0.0:
+            raise ValueError(f"steps_curve_eps: expected an eps in (0, 1], got {value!r}")
+    elif name in _ATTACK_SPECS or name == "campaign_attacks":
+        from .attack_spec import parse_attack
+        specs = [value] if name in _ATTACK_SPECS else value
+        if isinstance(specs, (str, bytes)) or not isinstance(specs, (list, tuple)) or not specs:
+            raise ValueError(f"{name}: expected a non-empty tuple of attack specs, got {value!r}")
+        for sp in specs:
+            parse_attack(sp)
+    elif name == "campaign_defenses":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value \
+                or not all(isinstance(v, str) and v for v in value) or len(set(value)) != len(value):
+            raise ValueError(f"campaign_defenses: expected a tuple of distinct defense names, got {value!r}")
+    elif name in ("steps_curve", "dgan_attacker"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"{name}: expected a non-empty tuple of integers, got {value!r}")
+        ints = [check_positive_int(k, f"{name}[{i}]") for i, k in enumerate(value)]
+        if name == "steps_curve" and any(b <= a for a, b in zip(ints, ints[1:])):
+            raise ValueError(f"steps_curve: expected increasing step counts, got {ints}")
+        if name == "dgan_attacker" and len(ints) != 2:
+            raise ValueError(f"dgan_attacker: expected (L steps, R restarts), got {value!r}")
     elif name == "hybrid_steps":
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
             raise ValueError(f"hybrid_steps: expected a non-empty tuple of step counts, got {value!r}")
@@ -249,6 +287,9 @@ PROFILES: dict[str, Profile] = {
         defensegan_steps=10, defensegan_restarts=2,
         pgd_steps=5, adaptive_n_test=32, adaptive_expensive_n=4, adaptive_expensive_steps=2,
         onmanifold_steps=10, hybrid_steps=(2,),
+        campaign_n=16, campaign_eps=(0.1, 0.3, 0.5), campaign_attacks=("pgd:ce:4x2", "pgd:cw:4x2"), campaign_batch=16,
+        autoattack_eps=(0.3,), steps_curve=(2, 4, 8), steps_curve_eps=0.3,
+        dgan_n=4, dgan_eps=(0.3,), dgan_attack="eot2:pgd:ce:3x1", dgan_attacker=(3, 1),
     ),
     "cpu": Profile(
         name="cpu", train_size=None, n_test=1000, eval_parts=4, eps_step=0.05, eval_batch=250,
@@ -271,6 +312,11 @@ PROFILES: dict[str, Profile] = {
         # adaptive attacks: PGD through the paper's encoder costs ~40 encoder passes per image
         pgd_steps=10, adaptive_n_test=50, adaptive_expensive_n=20, adaptive_expensive_steps=3,
         onmanifold_steps=50,
+        # the campaign: the attacker computes under bf16 with BatchNorm folded (egan_lib.attacks.fast), about
+        # 2.8x faster than fp32 on 2 EPYC cores with native bf16; x_adv is judged by the deployed fp32 defense.
+        # On an AVX2-only CPU bf16 is emulated: the stored pieces are reused there, recomputing them is slow
+        campaign_attacks=("pgd:ce:100x5:bf16", "pgd:cw:100x5:bf16"), autoattack="autoattack:bf16",
+        dgan_attack="eot2:pgd:ce:100x1:bf16",
     ),
     "paper": Profile(
         name="paper", train_size=None, n_test=10_000, eval_parts=4, expensive_n_test=2_000, eps_step=0.05,

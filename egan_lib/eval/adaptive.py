@@ -24,7 +24,7 @@ import torch
 from .._validate import (check_callable, check_eps, check_eps_list, check_images, check_labels,
                          check_positive_float, check_positive_int)
 from ..attacks.base import THREAT_OBLIVIOUS_PGD, check_defense, predict, purify_batched
-from ..attacks.autoattack import VERSION as AUTOATTACK_VERSION, autoattack
+from ..attacks.autoattack import STANDARD as AUTOATTACK_STANDARD, VERSION as AUTOATTACK_VERSION, autoattack
 from ..attacks.bpda import through
 from ..attacks.eot import eot
 from ..attacks.fgsm import fgsm_through
@@ -37,7 +37,7 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
                       steps: int = 40, restarts: int = 1, step_size: float | None = None, random_start: bool = True,
                       seed: int = 0, bpda="auto", loss: str = "ce", batch_size: int = 256, device=None,
                       return_adv: bool = False, progress: bool = False, eot_samples: int = 1,
-                      attack_bf16: bool = False, confidence: float | None = None) -> dict:
+                      attack_bf16: bool = False, confidence: float | None = None, attacker=None) -> dict:
     """Accuracy of the defended classifier under an attack that goes *through* the defense.
 
     Threat model: white-box. The attacker knows the weights of the purifier and of C and attacks
@@ -54,6 +54,9 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     ``confidence``: PGD's stopping margin (:func:`pgd`); default 0 in fp32 and 1 logit under ``attack_bf16``
     (bf16 logits differ from fp32 ones by up to about 0.5 on EGAN, so a margin of 0 would stop images
     that the deployed pipeline still classifies right).
+    ``attacker``: the defense the attacker differentiates through (BPDA's forward pass, EOT's draws) when it
+    is not the deployed one, e.g. Defense-GAN with a shorter search as a cheaper surrogate of L = 200,
+    R = 10; the deployed ``defense`` still judges every x_adv. Default: the deployed defense itself.
 
     Evaluation: for each eps, accuracy = mean(argmax C(defense.purify(x_adv)) == y) on all n images,
     with its Wilson 95% interval. Returns ``{"threat_model", "accuracy": {eps: float},
@@ -72,13 +75,17 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
         raise TypeError(f"attack_bf16: expected True or False, got {attack_bf16!r}")
     if confidence is None:
         confidence = 1.0 if attack_bf16 else 0.0
-    fn = through(defense, classifier, bpda=bpda, bf16=attack_bf16)
-    name = fn.name
+    att = defense
+    if attacker is not None:
+        check_defense(attacker, "attacker")
+        att = attacker
+    fn = through(att, classifier, bpda=bpda, bf16=attack_bf16)
+    name = getattr(defense, "name", type(defense).__name__)
     if eot_samples > 1:
-        if not callable(getattr(defense, "reseeded", None)):
-            raise TypeError(f"eot_samples: {name} has no reseeded(seed) (it is not a randomised defense)")
-        base = int(getattr(defense, "seed", 0)) + 1_000_003
-        fn = eot(lambda k: through(defense.reseeded(base + k), classifier, bpda=bpda, bf16=attack_bf16),
+        if not callable(getattr(att, "reseeded", None)):
+            raise TypeError(f"eot_samples: {fn.name} has no reseeded(seed) (it is not a randomised defense)")
+        base = int(getattr(att, "seed", 0)) + 1_000_003
+        fn = eot(lambda k: through(att.reseeded(base + k), classifier, bpda=bpda, bf16=attack_bf16),
                  eot_samples)
     tm = {"pgd": fn.threat_model, "autoattack": fn.threat_model,
           "fgsm": "adaptive-bpda-fgsm" if fn.uses_bpda else "adaptive-fgsm"}[attack]
@@ -109,8 +116,12 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     params = {"attack": attack, "loss": loss if attack != "autoattack" else "standard ensemble",
               "bpda": fn.uses_bpda, "batch_size": batch_size, "eot_samples": eot_samples,
               "attack_precision": "bf16 autocast, BatchNorm folded, channels_last" if attack_bf16 else "fp32"}
+    if attacker is not None:
+        params["attacker_defense"] = attacker.settings() if callable(getattr(attacker, "settings", None)) \
+            else getattr(attacker, "name", type(attacker).__name__)
     if attack == "autoattack":
-        params.update(version="standard", library="torchattacks " + AUTOATTACK_VERSION, seed=seed)
+        params.update(version="standard", library="torchattacks " + AUTOATTACK_VERSION, seed=seed,
+                      components={k: dict(v) for k, v in AUTOATTACK_STANDARD.items()})
     if attack == "pgd":
         params.update(steps=steps, restarts=restarts, random_start=random_start, seed=seed, confidence=confidence,
                       step_size=("2.5*eps/steps" if step_size is None else float(step_size)))
@@ -259,32 +270,35 @@ def guessing_bound_demo(x: torch.Tensor, y: torch.Tensor, eps: float = 0.5, *, c
 
 def worst_case(per_attack: dict) -> dict:
     """The per-image worst case over attacks run on the same images: an image counts as defended at an
-    eps only if *every* attack failed on it. ``per_attack``: {label: result with ``correct`` {eps: (n,)
-    bool}} (as ``whitebox_accuracy`` returns). Returns the accuracy summary (threat model "worst-case")
-    plus ``per_attack`` accuracies and ``decisive``: {eps: {label: images only this attack broke}}, so a
+    eps only if *every* attack run at that eps failed on it. ``per_attack``: {label: result with
+    ``correct`` {eps: (n,) bool}} (as ``whitebox_accuracy`` returns); an attack may cover only some eps
+    (AutoAttack at 0.3 alone, say): each eps takes the attacks that ran there. Returns the accuracy
+    summary (threat model "worst-case") plus ``per_attack`` accuracies {label: {eps: acc}},
+    ``attacks_at`` {eps: [labels]} and ``decisive``: {eps: {label: images only this attack broke}}, so a
     reader sees which attack did the work."""
     if not isinstance(per_attack, dict) or not per_attack:
         raise ValueError("per_attack: expected a non-empty {attack label: result} dict")
     for label, r in per_attack.items():
-        if not isinstance(r, dict) or not isinstance(r.get("correct"), dict):
+        if not isinstance(r, dict) or not isinstance(r.get("correct"), dict) or not r["correct"]:
             raise ValueError(f"per_attack[{label!r}]: expected a result with per-image 'correct' outcomes")
-    eps_sets = {label: set(r["correct"]) for label, r in per_attack.items()}
-    common = sorted(set.intersection(*eps_sets.values()))
-    if not common:
-        raise ValueError(f"per_attack: no eps shared by every attack ({eps_sets})")
     ns = {label: next(iter(r["correct"].values())).numel() for label, r in per_attack.items()}
     if len(set(ns.values())) != 1:
         raise ValueError(f"per_attack: the attacks ran on different numbers of images {ns}; use the same images")
-    correct, decisive = {}, {}
-    for e in common:
-        stack = torch.stack([per_attack[label]["correct"][e].bool() for label in per_attack])
+    n = next(iter(ns.values()))
+    eps_all = sorted({e for r in per_attack.values() for e in r["correct"]})
+    correct, decisive, attacks_at = {}, {}, {}
+    for e in eps_all:
+        labels = [label for label, r in per_attack.items() if e in r["correct"]]
+        stack = torch.stack([per_attack[label]["correct"][e].bool() for label in labels])
         correct[e] = stack.all(0)
         broken_by = ~stack
         only = broken_by & (broken_by.sum(0, keepdim=True) == 1)
-        decisive[e] = {label: int(only[i].sum()) for i, label in enumerate(per_attack)}
+        decisive[e] = {label: int(only[i].sum()) for i, label in enumerate(labels)}
+        attacks_at[e] = labels
     res = accuracy_summary(correct, "worst-case", attacks=list(per_attack))
-    res["per_attack"] = {label: {e: int(per_attack[label]["correct"][e].sum()) / ns[label] for e in common}
-                         for label in per_attack}
+    res["per_attack"] = {label: {e: int(r["correct"][e].sum()) / n for e in sorted(r["correct"])}
+                         for label, r in per_attack.items()}
+    res["attacks_at"] = attacks_at
     res["decisive"] = decisive
     res["correct"] = correct
     return res

@@ -28,42 +28,10 @@ from pathlib import Path
 import torch
 
 from .._validate import check_eps_list, check_images, check_labels, check_positive_int
+from ..attacks.autoattack import STANDARD as AUTOATTACK_STANDARD
 from .adaptive import whitebox_accuracy, worst_case
 from .store import load_or_evaluate, protocol_settings
-
-_ATTACK_RE = re.compile(r"^(?:eot(?P<eot>\d+):)?(?:(?P<aa>autoattack)|pgd:(?P<loss>ce|cw):(?P<steps>\d+)x(?P<restarts>\d+))"
-                        r"(?P<bf16>:bf16)?$")
-
-
-@dataclass(frozen=True)
-class Attack:
-    """One attack of a campaign: its label (the spec) and the keyword arguments of ``whitebox_accuracy``."""
-    label: str
-    kwargs: dict
-
-    def settings(self) -> dict:
-        return {"label": self.label, **self.kwargs}
-
-
-def parse_attack(spec: str) -> Attack:
-    """``pgd:ce:100x5``, ``pgd:cw:100x5``, ``autoattack``, optionally prefixed ``eotK:`` (K draws) and
-    suffixed ``:bf16`` (the attacker's gradients under bf16 autocast)."""
-    m = _ATTACK_RE.match(spec.strip()) if isinstance(spec, str) else None
-    if not m:
-        raise ValueError(f"attack spec {spec!r}: expected pgd:ce:STEPSxRESTARTS, pgd:cw:STEPSxRESTARTS or "
-                         "autoattack, optionally prefixed eotK:")
-    kw = {"eot_samples": int(m["eot"] or 1)}
-    if m["bf16"]:
-        kw["attack_bf16"] = True
-    if m["aa"]:
-        kw["attack"] = "autoattack"
-    else:
-        kw.update(attack="pgd", loss=m["loss"], steps=check_positive_int(int(m["steps"]), "steps"),
-                  restarts=check_positive_int(int(m["restarts"]), "restarts"))
-    if kw["eot_samples"] < 1:
-        raise ValueError(f"attack spec {spec!r}: eot needs at least 1 sample")
-    return Attack(spec.strip(), kw)
-
+from ..attack_spec import Attack, parse_attack  # noqa: F401  (re-exported)
 
 def piece_path(out: Path, defense_name: str, attack: Attack, eps: float) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", attack.label)
@@ -71,30 +39,50 @@ def piece_path(out: Path, defense_name: str, attack: Attack, eps: float) -> Path
 
 
 def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, eps_values, out, *,
-        seed: int = 0, batch_size: int = 256, reevaluate: bool = False, log=print) -> dict:
+        seed: int = 0, batch_size: int = 256, reevaluate: bool = False, log=print, attackers: dict | None = None,
+        compute_missing: bool = True) -> dict:
     """Run (or reuse) every piece; returns {defense: {attack label: {eps: result}}}. A result holds the
-    per-image outcomes ``correct``, the accuracy with its interval, and ``seconds_per_image``."""
+    per-image outcomes ``correct``, the accuracy with its interval, and ``seconds_per_image``.
+
+    ``attackers``: {defense name: the defense the attacker differentiates through instead} (a cheaper
+    surrogate; see ``whitebox_accuracy``); it is part of the piece's settings. ``compute_missing=False``
+    raises FileNotFoundError for a piece that is not stored with these settings (a chapter that must not
+    start hours of attacks)."""
     x = check_images(x)
     y = check_labels(y, n=x.shape[0])
     eps_values = check_eps_list(eps_values)
     attacks = [a if isinstance(a, Attack) else parse_attack(a) for a in attacks]
     if not isinstance(defenses, dict) or not defenses:
         raise ValueError("defenses: expected a non-empty {name: Defense} dict")
+    attackers = dict(attackers or {})
+    unknown = sorted(set(attackers) - set(defenses))
+    if unknown:
+        raise ValueError(f"attackers: {unknown} are not among the defenses {list(defenses)}")
     results: dict = {}
     for name, d in defenses.items():
+        att = attackers.get(name)
         for a in attacks:
-            if a.kwargs["eot_samples"] > 1 and not callable(getattr(d, "reseeded", None)):
+            if a.kwargs["eot_samples"] > 1 and not callable(getattr(att or d, "reseeded", None)):
                 continue                                  # EOT is only for randomised defenses
             for e in eps_values:
+                extra = {} if att is None else {"attacker_defense": att.settings()}
+                if a.kwargs.get("attack") == "autoattack":
+                    extra["autoattack"] = AUTOATTACK_STANDARD       # 100 iterations, not torchattacks' 10
                 settings = protocol_settings(classifier, [d], x, y, [e], attack=a.settings(), seed=seed,
-                                             batch_size=batch_size)
+                                             batch_size=batch_size, **extra)
+                path = piece_path(out, name, a, e)
 
-                def compute(d=d, a=a, e=e):
+                def compute(d=d, a=a, e=e, att=att, path=path):
+                    if not compute_missing:
+                        raise FileNotFoundError(
+                            f"{path}: no stored piece for {name}, {a.label}, eps {e:.2f} with these settings; "
+                            "compute it with python -m egan_lib.eval.campaign (see its --help)")
                     t0 = time.perf_counter()
-                    r = whitebox_accuracy(d, classifier, x, y, [e], seed=seed, batch_size=batch_size, **a.kwargs)
+                    r = whitebox_accuracy(d, classifier, x, y, [e], seed=seed, batch_size=batch_size, attacker=att,
+                                          **a.kwargs)
                     r["seconds_per_image"] = (time.perf_counter() - t0) / len(y)
                     return r
-                r, info = load_or_evaluate(piece_path(out, name, a, e), settings, compute, reevaluate=reevaluate,
+                r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate,
                                            to_state=lambda r: r, from_state=lambda s: s, log=log)
                 log(f"[campaign] {name} {a.label} eps {e:.2f}: {100 * r['accuracy'][e]:.1f}% (n = {r['n']}, "
                     f"{1000 * r['seconds_per_image']:.0f} ms/image, {info['status']})")
@@ -123,11 +111,98 @@ def markdown(summ: dict) -> str:
         w = s["worst"]
         for e in sorted(w["accuracy"]):
             lo, hi = w["ci95"][e]
-            alone = ", ".join(f"{lab} {100 * acc[e]:.1f}" for lab, acc in s["per_attack"].items())
+            alone = ", ".join(f"{lab} {100 * acc[e]:.1f}" for lab, acc in s["per_attack"].items() if e in acc)
             dec = ", ".join(f"{lab} {k}" for lab, k in w["decisive"][e].items() if k) or "-"
             rows.append(f"| {name} | {e:.2f} | {100 * w['accuracy'][e]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | "
                         f"{w['n']} | {alone} | {dec} |")
     return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One block of chapter 07's campaign: these attacks on these defenses at these eps, on the first n
+    images; ``attacker``: (L, R) of the Defense-GAN surrogate the attacker differentiates through."""
+    name: str
+    defenses: tuple
+    attacks: tuple
+    eps: tuple
+    n: int
+    attacker: tuple | None = None
+
+
+def _suffix(spec: str) -> str:
+    a = parse_attack(spec)
+    return (":bf16" if a.kwargs.get("attack_bf16") else "") + (f":m{a.kwargs['confidence']:g}" if "confidence" in a.kwargs else "")
+
+
+def steps_curve_specs(profile) -> dict:
+    """{steps: spec} of the convergence curve (PGD-CE, 1 restart, at ``steps_curve_eps``). A point whose
+    step count equals the main PGD-CE attack's is that attack's first restart (the same run, recorded by
+    ``correct_after_restart``), so it is not run again: its spec is the main attack's."""
+    main_ce = [sp for sp in profile.campaign_attacks if parse_attack(sp).kwargs.get("loss") == "ce"]
+    out = {}
+    for k in profile.steps_curve:
+        same = [sp for sp in main_ce if parse_attack(sp).kwargs["steps"] == k]
+        out[k] = same[0] if same else f"pgd:ce:{k}x1{_suffix(main_ce[0]) if main_ce else ''}"
+    return out
+
+
+def plan(profile) -> list:
+    """The jobs chapter 07 shows, from the profile: every defense of ``campaign_defenses`` under
+    ``campaign_attacks``; the steps curve and AutoAttack through EGAN; Defense-GAN under ``dgan_attack``
+    (BPDA, EOT over its random restarts) through the surrogate ``dgan_attacker``."""
+    p = profile
+    curve = tuple(sp for sp in steps_curve_specs(p).values() if sp not in p.campaign_attacks)
+    jobs = [Job("main", ("Original",) + tuple(d for d in p.campaign_defenses if d != "Original"),
+                tuple(p.campaign_attacks), tuple(p.campaign_eps), p.campaign_n)]
+    if curve:
+        jobs.append(Job("steps", ("EGAN",), curve, (p.steps_curve_eps,), p.campaign_n))
+    jobs.append(Job("autoattack", ("EGAN",), (p.autoattack,), tuple(p.autoattack_eps), p.campaign_n))
+    jobs.append(Job("dgan", ("Defense-GAN",), (p.dgan_attack,), tuple(p.dgan_eps), p.dgan_n, tuple(p.dgan_attacker)))
+    return jobs
+
+
+def dgan_surrogate(ws, steps: int, restarts: int):
+    """The attacker's Defense-GAN: the deployed one's generator, lr and schedule with L = ``steps`` and
+    R = ``restarts`` (and another seed: the attacker does not know the deployed random draw)."""
+    from ..defenses.defensegan import build
+    real = build(ws)
+    twin = real.__class__(real.generator, steps=check_positive_int(steps, "steps"),
+                          restarts=check_positive_int(restarts, "restarts"), lr=real.lr, momentum=real.momentum,
+                          lr_decay=real.lr_decay, decay_at=real.decay_at, init_std=real.init_std,
+                          seed=real.seed + 7919, device=real.device)
+    twin.batch_size = ws.profile.eval_batch
+    return twin
+
+
+def campaign_dir(results_dir, profile_name: str) -> Path:
+    return Path(results_dir) / "evaluations" / f"mnist-{profile_name}-campaign"
+
+
+def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, reevaluate: bool = False,
+             compute_missing: bool = True, log=print) -> dict:
+    """Run (or reuse) the profile's plan into ``<results_dir>/evaluations/mnist-<profile>-campaign/``:
+    {job name: {defense: {attack: {eps: result}}}}. ``jobs``, ``only_eps``, ``only_defenses`` restrict it
+    (the background runner orders the expensive pieces last); a chapter passes ``compute_missing=False``
+    where a missing piece must not start hours of attacks."""
+    from ..defenses import get_defenses
+    C, _ = ws.classifier()
+    x, y = ws.test_set()
+    out = campaign_dir(results_dir, ws.profile.name)
+    todo = [j for j in plan(ws.profile) if jobs is None or j.name in jobs]
+    res = {}
+    for j in todo:
+        names = [d for d in j.defenses if only_defenses is None or d in only_defenses]
+        eps = [e for e in j.eps if only_eps is None or any(abs(e - o) < 1e-9 for o in only_eps)]
+        if not names or not eps:
+            continue
+        n = min(j.n, len(y))
+        defs = get_defenses(ws, names)
+        att = {"Defense-GAN": dgan_surrogate(ws, *j.attacker)} if j.attacker and "Defense-GAN" in defs else None
+        res[j.name] = run(C, defs, x[:n], y[:n], list(j.attacks), sorted(eps), out, seed=ws.seed,
+                          batch_size=ws.profile.campaign_batch, reevaluate=reevaluate, log=log, attackers=att,
+                          compute_missing=compute_missing)
+    return res
 
 
 def main(argv=None) -> int:
@@ -142,9 +217,23 @@ def main(argv=None) -> int:
     ap.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     ap.add_argument("--n", type=int, default=500, help="the first n images of the profile's test subset")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--batch", type=int, default=64, help="images per attack batch (64: fastest on 2 CPU cores)")
+    ap.add_argument("--batch", type=int, default=None, help="images per attack batch (default: the profile's "
+                    "campaign_batch, 64 for cpu: the fastest on 2 CPU cores)")
     ap.add_argument("--reevaluate", action="store_true")
+    ap.add_argument("--plan", nargs="*", default=None, metavar="JOB",
+                    help="run the profile's plan (what chapter 07 shows) into --results-dir: all jobs, or the named "
+                         "ones (main, steps, autoattack, dgan); --defenses/--eps then only restrict it")
+    ap.add_argument("--results-dir", default="book/results")
     a = ap.parse_args(argv)
+    if a.plan is not None:
+        from .. import setup
+        ws = setup(a.profile, a.seed, a.device, None, a.artifacts, progress=False, threads=a.threads)
+        res = run_plan(ws, a.results_dir, jobs=a.plan or None, reevaluate=a.reevaluate,
+                       only_eps=a.eps if "--eps" in (argv if argv is not None else sys.argv) else None,
+                       only_defenses=a.defenses if "--defenses" in (argv if argv is not None else sys.argv) else None)
+        for job, r in res.items():
+            print(f"## {job}\n" + markdown(summary(r)))
+        return 0
     for spec in a.attacks:
         try:
             parse_attack(spec)
@@ -157,7 +246,7 @@ def main(argv=None) -> int:
     x, y = ws.test_set()
     n = min(check_positive_int(a.n, "n"), len(y))
     res = run(C, get_defenses(ws, a.defenses), x[:n], y[:n], a.attacks, sorted(a.eps), a.out, seed=a.seed,
-              batch_size=check_positive_int(a.batch, "batch"), reevaluate=a.reevaluate)
+              batch_size=check_positive_int(a.batch or ws.profile.campaign_batch, "batch"), reevaluate=a.reevaluate)
     print(markdown(summary(res)))
     return 0
 
