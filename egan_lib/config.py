@@ -130,6 +130,7 @@ class Profile:
     dgan_eps: tuple = (0.3,)
     dgan_attack: str = "eot2:pgd:ce:100x1"
     dgan_attacker: tuple = (50, 4)         # the attacker's surrogate of Defense-GAN: (L, R)
+    onmanifold_restarts: int = 5           # the on-manifold search: restarts around E(x), onmanifold_steps each
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -289,7 +290,7 @@ PROFILES: dict[str, Profile] = {
         onmanifold_steps=10, hybrid_steps=(2,),
         campaign_n=16, campaign_eps=(0.1, 0.3, 0.5), campaign_attacks=("pgd:ce:4x2", "pgd:cw:4x2"), campaign_batch=16,
         autoattack_eps=(0.3,), steps_curve=(2, 4, 8), steps_curve_eps=0.3,
-        dgan_n=4, dgan_eps=(0.3,), dgan_attack="eot2:pgd:ce:3x1", dgan_attacker=(3, 1),
+        dgan_n=4, dgan_eps=(0.3,), dgan_attack="eot2:pgd:ce:3x1", dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),
     "cpu": Profile(
         name="cpu", train_size=None, n_test=1000, eval_parts=4, eps_step=0.05, eval_batch=250,
@@ -311,7 +312,7 @@ PROFILES: dict[str, Profile] = {
         defensegan_steps=200, defensegan_restarts=10,  # the paper's L and R (~0.8 s per image and eps, 2 cores)
         # adaptive attacks: PGD through the paper's encoder costs ~40 encoder passes per image
         pgd_steps=10, adaptive_n_test=50, adaptive_expensive_n=20, adaptive_expensive_steps=3,
-        onmanifold_steps=50,
+        onmanifold_steps=500,
         # the campaign: the attacker computes under bf16 with BatchNorm folded (egan_lib.attacks.fast), about
         # 2.8x faster than fp32 on 2 EPYC cores with native bf16; x_adv is judged by the deployed fp32 defense.
         # On an AVX2-only CPU bf16 is emulated: the stored pieces are reused there, recomputing them is slow

@@ -86,7 +86,7 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                                            to_state=lambda r: r, from_state=lambda s: s, log=log)
                 log(f"[campaign] {name} {a.label} eps {e:.2f}: {100 * r['accuracy'][e]:.1f}% (n = {r['n']}, "
                     f"{1000 * r['seconds_per_image']:.0f} ms/image, {info['status']})")
-                results.setdefault(name, {}).setdefault(a.label, {})[e] = r
+                results.setdefault(name, {}).setdefault(a.label, {})[e] = {**r, "info": info}
     return results
 
 
@@ -159,7 +159,51 @@ def plan(profile) -> list:
         jobs.append(Job("steps", ("EGAN",), curve, (p.steps_curve_eps,), p.campaign_n))
     jobs.append(Job("autoattack", ("EGAN",), (p.autoattack,), tuple(p.autoattack_eps), p.campaign_n))
     jobs.append(Job("dgan", ("Defense-GAN",), (p.dgan_attack,), tuple(p.dgan_eps), p.dgan_n, tuple(p.dgan_attacker)))
+    jobs.append(Job("onmanifold", ("EGAN",), (f"onmanifold:{p.onmanifold_steps}x{p.onmanifold_restarts}",),
+                    tuple(e for e in p.campaign_eps if e < 0.5), p.campaign_n))
     return jobs
+
+
+def on_manifold(ws, x, y, eps_values, out, *, steps: int, restarts: int, reevaluate: bool = False,
+                compute_missing: bool = True, log=print) -> dict:
+    """The on-manifold search on EGAN (``egan_lib.attacks.onmanifold``), one stored piece per eps under
+    ``<out>/EGAN/onmanifold_<steps>x<restarts>/``: {eps: result with feasible / success per image and the
+    deployed EGAN's verdict ``correct``}. A feasibility result: where no G(z) lies in the eps ball the
+    attacker has nothing to submit but x."""
+    from ..attacks.base import predict, purify_batched
+    from ..attacks.onmanifold import on_manifold_attack
+    from ..defenses import get_defenses
+    C, _ = ws.classifier()
+    G, _ = ws.generator()
+    E, _ = ws.encoder()
+    egan = get_defenses(ws, ["EGAN"])["EGAN"]
+    label = f"onmanifold:{steps}x{restarts}"
+    res = {}
+    for e in eps_values:
+        settings = protocol_settings(C, [egan], x, y, [e], attack={"label": label, "steps": steps, "restarts": restarts},
+                                     seed=ws.seed, batch_size=ws.profile.eval_batch)
+        path = Path(out) / "EGAN" / label.replace(":", "_") / f"eps{e:.2f}.pt"
+
+        def compute(e=e, path=path):
+            if not compute_missing:
+                raise FileNotFoundError(f"{path}: no stored on-manifold piece at eps {e:.2f}; compute it with "
+                                        "python -m egan_lib.eval.campaign --plan onmanifold")
+            t0 = time.perf_counter()
+            r = on_manifold_attack(G, E, C, x, y, e, steps=steps, restarts=restarts, seed=ws.seed, defense=egan,
+                                   batch_size=ws.profile.eval_batch)
+            keep = {k: r[k] for k in ("threat_model", "accuracy", "ci95", "n", "success_rate", "success_ci95",
+                                      "feasible_rate", "success", "feasible", "attack")}
+            keep["correct"] = {e: predict(C, purify_batched(egan, r["x_adv"], ws.profile.eval_batch),
+                                          batch_size=ws.profile.eval_batch) == y.cpu()}   # the deployed verdict
+            keep["seconds_per_image"] = (time.perf_counter() - t0) / len(y)
+            return keep
+        r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate, to_state=lambda r: r,
+                                   from_state=lambda s: s, log=log)
+        log(f"[campaign] EGAN {label} eps {e:.2f}: feasible {100 * r['feasible_rate']:.1f}%, success "
+            f"{100 * r['success_rate']:.1f}% (n = {r['n']}, {info['status']})")
+        res[e] = {**r, "info": info}
+    return res
+
 
 
 def dgan_surrogate(ws, steps: int, restarts: int):
@@ -197,6 +241,12 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, r
         if not names or not eps:
             continue
         n = min(j.n, len(y))
+        if j.name == "onmanifold":
+            p = ws.profile
+            res[j.name] = on_manifold(ws, x[:n], y[:n], sorted(eps), out, steps=p.onmanifold_steps,
+                                      restarts=p.onmanifold_restarts, reevaluate=reevaluate,
+                                      compute_missing=compute_missing, log=log)
+            continue
         defs = get_defenses(ws, names)
         att = {"Defense-GAN": dgan_surrogate(ws, *j.attacker)} if j.attacker and "Defense-GAN" in defs else None
         res[j.name] = run(C, defs, x[:n], y[:n], list(j.attacks), sorted(eps), out, seed=ws.seed,
@@ -232,7 +282,8 @@ def main(argv=None) -> int:
                        only_eps=a.eps if "--eps" in (argv if argv is not None else sys.argv) else None,
                        only_defenses=a.defenses if "--defenses" in (argv if argv is not None else sys.argv) else None)
         for job, r in res.items():
-            print(f"## {job}\n" + markdown(summary(r)))
+            if job != "onmanifold":
+                print(f"## {job}\n" + markdown(summary(r)))
         return 0
     for spec in a.attacks:
         try:

@@ -18,6 +18,7 @@ class ReferenceLine:
     attack: str          # the attack that produced the number (or how it is certified)
     source: str          # where the number is published
     note: str = ""       # the paper, the model, the leaderboard entry
+    norm: str = "Linf"   # the threat model's norm; only L-inf references are drawn beside our eps axis
 
 
 def _load() -> dict:
@@ -26,6 +27,8 @@ def _load() -> dict:
     for r in refs.values():
         if not (0.0 <= r.accuracy <= 1.0 and 0.0 < r.eps <= 1.0):
             raise ValueError(f"references.json: {r.name} has accuracy {r.accuracy} / eps {r.eps} out of range")
+        if r.norm not in ("Linf", "L2"):
+            raise ValueError(f"references.json: {r.name} has norm {r.norm!r}; expected 'Linf' or 'L2'")
     return refs
 
 
@@ -34,6 +37,7 @@ MADRY_PGD_AT_MNIST = _REFS["MADRY_PGD_AT_MNIST"]               # 100-step PGD, 5
 MADRY_PGD_AT_MNIST_BEST = _REFS["MADRY_PGD_AT_MNIST_BEST"]     # best leaderboard attack: 88.00%
 TRADES_MNIST = _REFS["TRADES_MNIST"]                           # best leaderboard attack: 92.46%
 CROWN_IBP_MNIST = _REFS["CROWN_IBP_MNIST"]                     # certified: 92.54%
-REFERENCE_LINES = tuple(_REFS.values())
+ATHALYE_DEFENSEGAN_MNIST = _REFS["ATHALYE_DEFENSEGAN_MNIST"]   # L2 0.005: 55% (Athalye et al. 2018)
+REFERENCE_LINES = tuple(r for r in _REFS.values() if r.norm == "Linf")
 #: The references at their best known attack (or certified), the ones a figure should show.
 BEST_KNOWN = (MADRY_PGD_AT_MNIST_BEST, TRADES_MNIST, CROWN_IBP_MNIST)

@@ -1,0 +1,176 @@
+"""Chapter 07's campaign at publication strength: the attacker's fast arithmetic, the stopping margin, the
+restart record, the Defense-GAN surrogate, the plan from the profile, the worst case per eps, the report."""
+import copy
+
+import pytest
+import torch
+
+from conftest import LinearClassifier
+from egan_lib.attack_spec import parse_attack
+from egan_lib.attacks.autoattack import STANDARD, standard_ensemble
+from egan_lib.attacks.bpda import through
+from egan_lib.attacks.fast import attacker_copy, fold_batchnorm
+from egan_lib.attacks.pgd import pgd
+from egan_lib.config import get_profile
+from egan_lib.defenses import EGAN, DefenseGAN, Original
+from egan_lib.eval import campaign
+from egan_lib.eval import campaign_report as report
+from egan_lib.eval.adaptive import whitebox_accuracy, worst_case
+from egan_lib.eval.schema import validate_results_json
+from egan_lib.models import Encoder, Generator
+
+
+def _trained_bn(module):
+    """Give every BatchNorm non-trivial running statistics (a fresh BN is the identity in eval mode)."""
+    torch.manual_seed(5)
+    for m in module.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return module.eval()
+
+
+def test_fold_batchnorm_is_the_same_function_and_leaves_the_original_alone():
+    E = _trained_bn(Encoder(latent_dim=30, channels=4, same_blocks=1, valid_blocks=11))
+    G = _trained_bn(Generator(latent_dim=30, width=4))
+    x = torch.rand(5, 1, 28, 28)
+    for net, inp in ((E, x), (G, torch.randn(5, 30))):
+        before = copy.deepcopy(net.state_dict())
+        f = fold_batchnorm(net)
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in f.modules())
+        assert n_bn == 0 or net is G        # G's BatchNorm1d after a Linear is not folded; its 2d ones are
+        assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) > 0
+        with torch.no_grad():
+            assert torch.allclose(f(inp), net(inp), atol=1e-4)
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with pytest.raises(TypeError, match="nn.Module"):
+        fold_batchnorm("E")
+
+
+def test_attacker_copy_is_a_fast_twin_and_through_bf16_agrees_with_the_deployed_pipeline():
+    E = _trained_bn(Encoder(latent_dim=30, channels=4, same_blocks=1, valid_blocks=11))
+    G = _trained_bn(Generator(latent_dim=30, width=4))
+    d = EGAN(E, G)
+    twin = attacker_copy(d)
+    assert twin is not d and twin.encoder is not d.encoder and d.encoder is E
+    x = torch.rand(8, 1, 28, 28)
+    C = LinearClassifier().eval()
+    with torch.no_grad():
+        exact, fast = through(d, C)(x), through(d, C, bf16=True)(x)
+    assert fast.dtype == torch.float32 and (exact - fast).abs().max() < 0.5
+    assert attacker_copy(Original()) is not None
+
+
+def test_pgd_records_each_restart_and_a_margin_only_makes_it_stop_later():
+    C = LinearClassifier().eval()
+    x = torch.rand(12, 1, 28, 28)
+    y = C(x).argmax(1)
+    xa, det = pgd(C, x, y, 0.05, steps=3, restarts=3, return_details=True)
+    far = det["fooled_after_restart"]
+    assert far.shape == (3, 12) and torch.equal(far[-1], det["fooled"])
+    assert all(bool((far[i] <= far[i + 1]).all()) for i in range(2))       # fooled stays fooled
+    _, det2 = pgd(C, x, y, 0.05, steps=3, restarts=1, confidence=1e6, return_details=True)
+    assert not det2["fooled"].any()        # no image can reach a margin of 1e6: none stops, none is "fooled"
+    with pytest.raises(ValueError, match="confidence"):
+        pgd(C, x, y, 0.05, steps=2, confidence=-1.0)
+
+
+def test_whitebox_accuracy_judges_a_surrogate_attack_by_the_deployed_defense():
+    torch.manual_seed(0)
+    G = Generator(latent_dim=30, width=4).eval()
+    C = LinearClassifier().eval()
+    x = torch.rand(6, 1, 28, 28)
+    y = C(x).argmax(1)
+    real = DefenseGAN(G, steps=3, restarts=2, seed=0)
+    sur = DefenseGAN(G, steps=1, restarts=1, seed=9)
+    r = whitebox_accuracy(real, C, x, y, [0.1], steps=2, eot_samples=2, attacker=sur, attack_bf16=True)
+    assert r["attack"]["attacker_defense"]["L_steps"] == 1
+    assert r["defense"] == "Defense-GAN" and r["attack"]["confidence"] == 1.0   # bf16: margin 1 by default
+    assert set(r["correct_after_restart"]) == {0.1} and set(r["attacker_disagrees"]) == {0.1}
+    with pytest.raises(TypeError):
+        whitebox_accuracy(real, C, x, y, [0.1], steps=2, attacker="not a defense")
+
+
+def test_worst_case_takes_at_each_eps_the_attacks_that_ran_there():
+    t, f = True, False
+    pgd_r = {"correct": {0.1: torch.tensor([t, t, f, t]), 0.3: torch.tensor([t, f, f, t])}}
+    aa_r = {"correct": {0.3: torch.tensor([f, t, f, t])}}                      # AutoAttack at 0.3 only
+    w = worst_case({"pgd": pgd_r, "aa": aa_r})
+    assert w["accuracy"][0.1] == 0.75 and w["accuracy"][0.3] == 0.25
+    assert w["attacks_at"][0.1] == ["pgd"] and w["attacks_at"][0.3] == ["pgd", "aa"]
+    assert w["decisive"][0.3] == {"pgd": 1, "aa": 1} and set(w["per_attack"]["aa"]) == {0.3}
+
+
+def test_attack_specs_and_profile_fields_are_checked():
+    a = parse_attack("pgd:ce:100x1:bf16:m2")
+    assert a.kwargs["confidence"] == 2.0 and a.kwargs["attack_bf16"] is True
+    for bad in ("autoattack:m1", "pgd:ce:0x5", "pgd:xx:1x1"):
+        with pytest.raises(ValueError):
+            parse_attack(bad)
+    for field, value in (("campaign_attacks", ("pgd:zz:1x1",)), ("steps_curve", (30, 10)),
+                         ("dgan_attacker", (5,)), ("campaign_eps", (0.0, 0.3)), ("campaign_defenses", ("EGAN", "EGAN"))):
+        with pytest.raises(ValueError, match=field):
+            get_profile("smoke", **{field: value})
+
+
+def test_the_plan_follows_the_profile_and_reuses_the_main_attack_for_its_step_count():
+    p = get_profile("cpu")
+    jobs = {j.name: j for j in campaign.plan(p)}
+    assert set(jobs) == {"main", "steps", "autoattack", "dgan", "onmanifold"}
+    assert jobs["main"].defenses[0] == "Original" and jobs["main"].n == p.campaign_n
+    specs = campaign.steps_curve_specs(p)
+    assert specs[100] == "pgd:ce:100x5:bf16" and "pgd:ce:100x5:bf16" not in jobs["steps"].attacks
+    assert specs[300] == "pgd:ce:300x1:bf16" and jobs["dgan"].attacker == p.dgan_attacker
+
+
+def test_autoattack_uses_the_reference_settings_not_torchattacks_defaults():
+    pytest.importorskip("torchattacks")
+    C = LinearClassifier().eval()
+    ens = standard_ensemble(C, 0.1)
+    steps = [getattr(a, "steps", None) for a in ens.attacks]
+    assert steps[:3] == [STANDARD["apgd-ce"]["steps"]] * 3 == [100] * 3
+    assert ens.attacks[3].n_queries == 5000 and ens.attacks[3].rescale_schedule is False
+    assert ens.attacks[1].n_target_classes == 9 and ens.attacks[2].n_target_classes == 9
+
+
+def test_campaign_pieces_a_missing_one_is_refused_when_asked_and_the_report_reads_them(tmp_path):
+    torch.manual_seed(3)
+    C = LinearClassifier().eval()
+    x = torch.rand(8, 1, 28, 28)
+    y = C(x).argmax(1)
+    G = Generator(latent_dim=30, width=4).eval()
+    defs = {"Original": Original(), "Defense-GAN": DefenseGAN(G, steps=1, restarts=1)}
+    with pytest.raises(FileNotFoundError, match="no stored piece"):
+        campaign.run(C, defs, x, y, ["pgd:ce:2x2"], [0.1], tmp_path, compute_missing=False)
+    orig = {"Original": defs["Original"]}
+    main = campaign.run(C, orig, x, y, ["pgd:ce:2x2", "pgd:cw:2x2"], [0.1, 0.5], tmp_path)
+    again = campaign.run(C, orig, x, y, ["pgd:ce:2x2", "pgd:cw:2x2"], [0.1, 0.5], tmp_path, compute_missing=False)
+    assert all(r["info"]["status"] == "reused" for d in again.values() for a in d.values() for r in a.values())
+    dg = campaign.run(C, {"Defense-GAN": defs["Defense-GAN"]}, x[:4], y[:4], ["eot2:pgd:ce:2x1"], [0.3], tmp_path,
+                      attackers={"Defense-GAN": DefenseGAN(G, steps=1, restarts=1, seed=4)})
+    res = {"main": main, "dgan": dg}
+    table = report.worst_case_table(res)
+    assert "| Original | 8 |" in table and "| Defense-GAN | 4 |" in table
+    assert "PGD, CW margin" in report.attacks_table(res) and "surrogate" in report.attacks_table(res)
+    assert "pieces" in report.provenance(res)
+    entries = report.json_entries(res, dataset="mnist", profile="smoke", device="cpu", git_commit="abc",
+                                  purify_seconds={"Original": 1e-6, "Defense-GAN": 0.5})
+    validate_results_json(entries)
+    tms = [e["threat_model"] for e in entries]
+    assert "worst-case" in tms and any(t.startswith("white-box pgd:ce:2x2") for t in tms)
+    ce = next(e for e in entries if e["threat_model"].startswith("white-box pgd:ce:2x2"))
+    assert ce["methods"]["Original"]["settings"]["steps"] == 2 and ce["methods"]["Original"]["settings"]["restarts"] == 2
+    p = get_profile("smoke", campaign_attacks=("pgd:ce:2x2", "pgd:cw:2x2"), steps_curve=(2,), steps_curve_eps=0.1)
+    conv = report.convergence(res, p, "Original")
+    assert conv["steps"][0][0] == 2 and len(conv["restarts"][("pgd:ce:2x2", 0.1)]) == 2
+    rows = report.checklist(res, p, defense="Original")
+    status = {r[0]: r[2] for r in rows}
+    assert status["A large enough budget reaches 100% success"] in ("pass", "open")
+    assert status["Randomised defenses: attack the expectation (EOT)"] == "pass"
+    assert "| checklist item |" in report.checklist_markdown(rows)
+    fig = report.plot_worst_case(res)
+    assert fig.axes[0].get_ylabel() == "accuracy (%)"
+    with pytest.raises(ValueError, match="not attacked"):
+        report.checklist(res, p, defense="EGAN")
