@@ -123,7 +123,7 @@ class Profile:
     campaign_attacks: tuple = ("pgd:ce:100x5", "pgd:cw:100x5")   # specs: egan_lib.attack_spec
     campaign_batch: int = 64
     autoattack: str = "autoattack"         # run through EGAN at autoattack_eps
-    autoattack_eps: tuple = (0.3,)
+    autoattack_eps: tuple = (0.3,)         # () : not run
     steps_curve: tuple = (10, 30, 100, 300)  # PGD-CE with 1 restart through EGAN at steps_curve_eps
     steps_curve_eps: float = 0.2
     dgan_n: int = 100                      # Defense-GAN under BPDA + EOT: the first dgan_n images
@@ -233,6 +233,8 @@ def _check_field(name: str, value) -> None:
         off = [e for e, r in zip(eps, rounded) if abs(e - r) > 1e-9]
         if off:
             raise ValueError(f"eps_values: the grid is kept to 2 decimals, got {off}")
+    elif name == "autoattack_eps" and value == ():
+        return                                  # AutoAttack not run (the smoke profile: Square's 5,000 queries)
     elif name in _EPS_TUPLES:
         eps = check_eps_list(value, name=name)
         if eps[0] <= 0.0:
@@ -288,8 +290,11 @@ PROFILES: dict[str, Profile] = {
         defensegan_steps=10, defensegan_restarts=2,
         pgd_steps=5, adaptive_n_test=32, adaptive_expensive_n=4, adaptive_expensive_steps=2,
         onmanifold_steps=10, hybrid_steps=(2,),
+        # the campaign in miniature; PixelDefend's BPDA (784 PixelCNN passes per step) and AutoAttack (5,000
+        # Square queries on whatever survives) are left to the unit tests
         campaign_n=16, campaign_eps=(0.1, 0.3, 0.5), campaign_attacks=("pgd:ce:4x2", "pgd:cw:4x2"), campaign_batch=16,
-        autoattack_eps=(0.3,), steps_curve=(2, 4, 8), steps_curve_eps=0.3,
+        campaign_defenses=("EGAN", "DnCNN", "AutoEncoder", "APE-GAN"),
+        autoattack_eps=(), steps_curve=(2, 4, 8), steps_curve_eps=0.3,
         dgan_n=4, dgan_eps=(0.3,), dgan_attack="eot2:pgd:ce:3x1", dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),
     "cpu": Profile(

@@ -133,6 +133,11 @@ def test_autoattack_uses_the_reference_settings_not_torchattacks_defaults():
     assert steps[:3] == [STANDARD["apgd-ce"]["steps"]] * 3 == [100] * 3
     assert ens.attacks[3].n_queries == 5000 and ens.attacks[3].rescale_schedule is False
     assert ens.attacks[1].n_target_classes == 9 and ens.attacks[2].n_target_classes == 9
+    x = torch.rand(4, 1, 28, 28)
+    y = C(x).argmax(1)
+    r = whitebox_accuracy(Original(), C, x, y, [0.3], attack="autoattack", batch_size=4)
+    assert r["accuracy"][0.3] == 0.0 and r["attack"]["components"]["apgd-ce"]["steps"] == 100
+    assert "autoattack" not in {j.name for j in campaign.plan(get_profile("smoke"))}
 
 
 def test_campaign_pieces_a_missing_one_is_refused_when_asked_and_the_report_reads_them(tmp_path):

@@ -157,7 +157,8 @@ def plan(profile) -> list:
                 tuple(p.campaign_attacks), tuple(p.campaign_eps), p.campaign_n)]
     if curve:
         jobs.append(Job("steps", ("EGAN",), curve, (p.steps_curve_eps,), p.campaign_n))
-    jobs.append(Job("autoattack", ("EGAN",), (p.autoattack,), tuple(p.autoattack_eps), p.campaign_n))
+    if p.autoattack_eps:
+        jobs.append(Job("autoattack", ("EGAN",), (p.autoattack,), tuple(p.autoattack_eps), p.campaign_n))
     jobs.append(Job("dgan", ("Defense-GAN",), (p.dgan_attack,), tuple(p.dgan_eps), p.dgan_n, tuple(p.dgan_attacker)))
     jobs.append(Job("onmanifold", ("EGAN",), (f"onmanifold:{p.onmanifold_steps}x{p.onmanifold_restarts}",),
                     tuple(e for e in p.campaign_eps if e < 0.5), p.campaign_n))
