@@ -109,17 +109,14 @@ class Profile:
     defensegan_restarts: int = 10   # R
     defensegan_lr: float = 10.0     # their SGD-momentum(0.7) lr on the per-pixel mean squared error
     # adaptive attacks (chapter 07)
-    pgd_steps: int = 40
-    adaptive_n_test: int = 500
-    adaptive_eps: tuple = (0.1, 0.2, 0.3)
-    adaptive_expensive_n: int = 100        # PixelDefend / Defense-GAN under BPDA: the first n images
-    adaptive_expensive_steps: int = 40
     onmanifold_steps: int = 200
     hybrid_steps: tuple = (5, 20)          # EGAN + k Defense-GAN steps from z = E(x)
     # chapter 07's attack campaign: one stored piece per (defense, attack, eps) (egan_lib.eval.campaign)
     campaign_n: int = 500                  # the first n images of the test subset
     campaign_eps: tuple = (0.1, 0.2, 0.3, 0.5)
-    campaign_defenses: tuple = ("EGAN", "DnCNN", "AutoEncoder", "APE-GAN", "PixelDefend")
+    campaign_defenses: tuple = ("EGAN", "DnCNN", "AutoEncoder", "APE-GAN")
+    pixeldefend_n: int = 200               # PixelDefend under BPDA (784 PixelCNN passes per step): first n images
+    pixeldefend_attacks: tuple = ("pgd:ce:100x5", "pgd:cw:100x5")   # fp32, batch eval_batch (the pixel loop)
     campaign_attacks: tuple = ("pgd:ce:100x5", "pgd:cw:100x5")   # specs: egan_lib.attack_spec
     campaign_batch: int = 64
     autoattack: str = "autoattack"         # run through EGAN at autoattack_eps
@@ -131,6 +128,7 @@ class Profile:
     dgan_attack: str = "eot2:pgd:ce:100x1"
     dgan_attacker: tuple = (50, 4)         # the attacker's surrogate of Defense-GAN: (L, R)
     onmanifold_restarts: int = 5           # the on-manifold search: restarts around E(x), onmanifold_steps each
+    campaign_in_book: bool = True          # chapter 07 computes missing pieces (False: hours; it lists them)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -140,7 +138,7 @@ class Profile:
         """Check every field (run when a profile is made, by ``replace`` and ``get_profile`` too): sizes,
         epochs, batches and steps are positive integers, ``*_train_size`` None or positive, ``eps_values``
         sorted, unique, from 0, in [0, 1], ``eps_step`` divides 1, learning rates > 0, fractions in [0, 1],
-        ``adaptive_eps`` sorted in (0, 1]. Raises ValueError naming the field."""
+        the attack eps tuples sorted in (0, 1], attack specs parsed. Raises ValueError naming the field."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             try:
@@ -181,16 +179,17 @@ class Profile:
 # ---------------------------------------------------------------------------- the fields' rules
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MIN_ZERO = {"enc_same_blocks", "clf_shift", "pixelcnn_layers"}     # may be 0
-_MAX = {"n_test": MNIST_TEST_SIZE, "pixelcnn_test_size": MNIST_TEST_SIZE, "adaptive_n_test": MNIST_TEST_SIZE,
-        "expensive_n_test": MNIST_TEST_SIZE, "adaptive_expensive_n": MNIST_TEST_SIZE,
+_MAX = {"n_test": MNIST_TEST_SIZE, "pixelcnn_test_size": MNIST_TEST_SIZE, "campaign_n": MNIST_TEST_SIZE,
+        "pixeldefend_n": MNIST_TEST_SIZE,
+        "expensive_n_test": MNIST_TEST_SIZE, "dgan_n": MNIST_TEST_SIZE,
         "train_size": MNIST_TRAIN_SIZE, "enc_valid_blocks": 13}
 _OPTIONAL_SIZES = {"train_size", "expensive_n_test", "enc_image_steps", "dncnn_train_size", "ae_train_size",
                    "apegan_train_size", "pixelcnn_train_size"}
 _RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixelcnn_lr", "defensegan_lr"}
 _FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps"}
-_FLAGS = {"bf16", "channels_last", "enc_train_bf16"}
+_FLAGS = {"bf16", "channels_last", "enc_train_bf16", "campaign_in_book"}
 _ATTACK_SPECS = {"autoattack", "dgan_attack"}
-_EPS_TUPLES = {"adaptive_eps", "campaign_eps", "autoattack_eps", "dgan_eps"}
+_EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps"}
 _SCHEDULES = ("cosine", "wsd")
 
 
@@ -242,7 +241,7 @@ def _check_field(name: str, value) -> None:
     elif name == "steps_curve_eps":
         if check_eps(value, name) <= 0.0:
             raise ValueError(f"steps_curve_eps: expected an eps in (0, 1], got {value!r}")
-    elif name in _ATTACK_SPECS or name == "campaign_attacks":
+    elif name in _ATTACK_SPECS or name in ("campaign_attacks", "pixeldefend_attacks"):
         from .attack_spec import parse_attack
         specs = [value] if name in _ATTACK_SPECS else value
         if isinstance(specs, (str, bytes)) or not isinstance(specs, (list, tuple)) or not specs:
@@ -288,12 +287,11 @@ PROFILES: dict[str, Profile] = {
         pixelcnn_channels=16, pixelcnn_layers=3, pixelcnn_epochs=1, pixelcnn_train_size=500, pixelcnn_test_size=200,
         pixelcnn_lr=1e-2,
         defensegan_steps=10, defensegan_restarts=2,
-        pgd_steps=5, adaptive_n_test=32, adaptive_expensive_n=4, adaptive_expensive_steps=2,
         onmanifold_steps=10, hybrid_steps=(2,),
-        # the campaign in miniature; PixelDefend's BPDA (784 PixelCNN passes per step) and AutoAttack (5,000
-        # Square queries on whatever survives) are left to the unit tests
+        # the campaign in miniature; AutoAttack (5,000 Square queries on whatever survives) is left to the
+        # unit tests
         campaign_n=16, campaign_eps=(0.1, 0.3, 0.5), campaign_attacks=("pgd:ce:4x2", "pgd:cw:4x2"), campaign_batch=16,
-        campaign_defenses=("EGAN", "DnCNN", "AutoEncoder", "APE-GAN"),
+        pixeldefend_n=2, pixeldefend_attacks=("pgd:ce:2x1",),
         autoattack_eps=(), steps_curve=(2, 4, 8), steps_curve_eps=0.3,
         dgan_n=4, dgan_eps=(0.3,), dgan_attack="eot2:pgd:ce:3x1", dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),
@@ -315,14 +313,12 @@ PROFILES: dict[str, Profile] = {
         pixelcnn_channels=32, pixelcnn_layers=5, pixelcnn_epochs=1, pixelcnn_batch=32,  # our sizing (PixelDefend
         pixelcnn_train_size=12_000, pixelcnn_test_size=1_000,                            # used a PixelCNN++)
         defensegan_steps=200, defensegan_restarts=10,  # the paper's L and R (~0.8 s per image and eps, 2 cores)
-        # adaptive attacks: PGD through the paper's encoder costs ~40 encoder passes per image
-        pgd_steps=10, adaptive_n_test=50, adaptive_expensive_n=20, adaptive_expensive_steps=3,
         onmanifold_steps=500,
         # the campaign: the attacker computes under bf16 with BatchNorm folded (egan_lib.attacks.fast), about
         # 2.8x faster than fp32 on 2 EPYC cores with native bf16; x_adv is judged by the deployed fp32 defense.
         # On an AVX2-only CPU bf16 is emulated: the stored pieces are reused there, recomputing them is slow
         campaign_attacks=("pgd:ce:100x5:bf16", "pgd:cw:100x5:bf16"), autoattack="autoattack:bf16",
-        dgan_attack="eot2:pgd:ce:100x1:bf16",
+        dgan_attack="eot2:pgd:ce:100x1:bf16", campaign_in_book=False,
     ),
     "paper": Profile(
         name="paper", train_size=None, n_test=10_000, eval_parts=4, expensive_n_test=2_000, eps_step=0.05,
@@ -331,7 +327,7 @@ PROFILES: dict[str, Profile] = {
         dncnn_epochs=10, ae_epochs=100, apegan_epochs=10,
         pixelcnn_channels=128, pixelcnn_layers=10, pixelcnn_epochs=20,
         defensegan_steps=200, defensegan_restarts=10, defensegan_lr=10.0,
-        pgd_steps=100, adaptive_n_test=10_000,
+        campaign_n=10_000, dgan_n=1_000, campaign_in_book=False,
     ),
 }
 

@@ -118,7 +118,8 @@ def test_attack_specs_and_profile_fields_are_checked():
 def test_the_plan_follows_the_profile_and_reuses_the_main_attack_for_its_step_count():
     p = get_profile("cpu")
     jobs = {j.name: j for j in campaign.plan(p)}
-    assert set(jobs) == {"main", "steps", "autoattack", "dgan", "onmanifold"}
+    assert set(jobs) == {"main", "pixeldefend", "steps", "autoattack", "dgan", "onmanifold"}
+    assert jobs["pixeldefend"].n == p.pixeldefend_n and jobs["pixeldefend"].batch == p.eval_batch
     assert jobs["main"].defenses[0] == "Original" and jobs["main"].n == p.campaign_n
     specs = campaign.steps_curve_specs(p)
     assert specs[100] == "pgd:ce:100x5:bf16" and "pgd:ce:100x5:bf16" not in jobs["steps"].attacks
@@ -149,6 +150,10 @@ def test_campaign_pieces_a_missing_one_is_refused_when_asked_and_the_report_read
     defs = {"Original": Original(), "Defense-GAN": DefenseGAN(G, steps=1, restarts=1)}
     with pytest.raises(FileNotFoundError, match="no stored piece"):
         campaign.run(C, defs, x, y, ["pgd:ce:2x2"], [0.1], tmp_path, compute_missing=False)
+    gone = []
+    assert campaign.run(C, defs, x, y, ["pgd:ce:2x2"], [0.1], tmp_path, compute_missing=False, missing=gone) == {}
+    assert [(d, a, e) for d, a, e, _ in gone] == [("Original", "pgd:ce:2x2", 0.1), ("Defense-GAN", "pgd:ce:2x2", 0.1)]
+    assert "2 pieces of the plan are not computed yet" in report.missing_markdown(gone, "smoke")
     orig = {"Original": defs["Original"]}
     main = campaign.run(C, orig, x, y, ["pgd:ce:2x2", "pgd:cw:2x2"], [0.1, 0.5], tmp_path)
     again = campaign.run(C, orig, x, y, ["pgd:ce:2x2", "pgd:cw:2x2"], [0.1, 0.5], tmp_path, compute_missing=False)

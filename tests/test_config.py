@@ -121,9 +121,9 @@ def test_machine_name_names_the_cpu_and_its_vector_capability():
     ({"enc_lr": -1e-3}, "enc_lr"),
     ({"ae_noise": 1.5}, "ae_noise"),
     ({"pixeldefend_eps": -0.1}, "pixeldefend_eps"),
-    ({"adaptive_eps": (0.3, 0.1)}, "adaptive_eps"),
-    ({"adaptive_eps": (0.0, 0.1)}, "adaptive_eps"),      # (0, 1]: eps 0 is no attack
-    ({"adaptive_eps": 0.1}, "adaptive_eps"),
+    ({"campaign_eps": (0.3, 0.1)}, "campaign_eps"),
+    ({"campaign_eps": (0.0, 0.1)}, "campaign_eps"),      # (0, 1]: eps 0 is no attack
+    ({"dgan_eps": 0.1}, "dgan_eps"),
     ({"hybrid_steps": ()}, "hybrid_steps"),
     ({"hybrid_steps": (20, 5)}, "hybrid_steps"),
     ({"bf16": 1}, "bf16"),
@@ -148,7 +148,7 @@ def test_profiles_are_checked_when_made_and_good_overrides_pass():
         Profile(name="bad/name", train_size=None, n_test=10, eps_step=0.05)
     with pytest.raises(ValueError, match=r"field n_test: expected an integer >= 1, got -5"):
         Profile(name="mine", train_size=None, n_test=-5, eps_step=0.05)
-    p = get_profile("smoke", eps_values=(0.0, 0.1, 0.3), train_size=None, enc_same_blocks=0, adaptive_eps=(0.3,),
+    p = get_profile("smoke", eps_values=(0.0, 0.1, 0.3), train_size=None, enc_same_blocks=0, campaign_eps=(0.3,),
                     hybrid_steps=(3,), n_test=10_000)
     assert p.eps_grid() == [0.0, 0.1, 0.3] and p.validate() is p
 

@@ -6,7 +6,9 @@
     results     Results / Examples, results files (read, merge, write) and the commit stamp
     schema      the results file's schema, validated in one place
     adaptive    accuracy under attacks through the defense, convergence, the eps >= 0.5 bound
-    study       chapter 07's study over every defense and threat model
+    campaign    chapter 07's attack campaign: the plan from the profile, one stored piece per
+                (defense, attack, eps), resumable in the background
+    campaign_report  the campaign read for chapter 07: tables, curves, worst case, JSON, checklist
     claims      the paper's claims checked against the numbers
     references  published robust accuracies on MNIST
 """

@@ -40,14 +40,15 @@ def piece_path(out: Path, defense_name: str, attack: Attack, eps: float) -> Path
 
 def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, eps_values, out, *,
         seed: int = 0, batch_size: int = 256, reevaluate: bool = False, log=print, attackers: dict | None = None,
-        compute_missing: bool = True) -> dict:
+        compute_missing: bool = True, missing: list | None = None) -> dict:
     """Run (or reuse) every piece; returns {defense: {attack label: {eps: result}}}. A result holds the
     per-image outcomes ``correct``, the accuracy with its interval, and ``seconds_per_image``.
 
     ``attackers``: {defense name: the defense the attacker differentiates through instead} (a cheaper
     surrogate; see ``whitebox_accuracy``); it is part of the piece's settings. ``compute_missing=False``
     raises FileNotFoundError for a piece that is not stored with these settings (a chapter that must not
-    start hours of attacks)."""
+    start hours of attacks), or, given a ``missing`` list, appends (defense, attack, eps, path) to it and
+    goes on with the stored pieces."""
     x = check_images(x)
     y = check_labels(y, n=x.shape[0])
     eps_values = check_eps_list(eps_values)
@@ -82,8 +83,14 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                                           **a.kwargs)
                     r["seconds_per_image"] = (time.perf_counter() - t0) / len(y)
                     return r
-                r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate,
-                                           to_state=lambda r: r, from_state=lambda s: s, log=log)
+                try:
+                    r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate,
+                                               to_state=lambda r: r, from_state=lambda s: s, log=log)
+                except FileNotFoundError:
+                    if compute_missing or missing is None:
+                        raise
+                    missing.append((name, a.label, e, str(path)))
+                    continue
                 log(f"[campaign] {name} {a.label} eps {e:.2f}: {100 * r['accuracy'][e]:.1f}% (n = {r['n']}, "
                     f"{1000 * r['seconds_per_image']:.0f} ms/image, {info['status']})")
                 results.setdefault(name, {}).setdefault(a.label, {})[e] = {**r, "info": info}
@@ -128,6 +135,7 @@ class Job:
     eps: tuple
     n: int
     attacker: tuple | None = None
+    batch: int | None = None       # images per attack batch (default: the profile's campaign_batch)
 
 
 def _suffix(spec: str) -> str:
@@ -148,13 +156,17 @@ def steps_curve_specs(profile) -> dict:
 
 
 def plan(profile) -> list:
-    """The jobs chapter 07 shows, from the profile: every defense of ``campaign_defenses`` under
-    ``campaign_attacks``; the steps curve and AutoAttack through EGAN; Defense-GAN under ``dgan_attack``
-    (BPDA, EOT over its random restarts) through the surrogate ``dgan_attacker``."""
+    """The jobs chapter 07 shows, from the profile: the undefended C and every defense of
+    ``campaign_defenses`` under ``campaign_attacks``; PixelDefend under ``pixeldefend_attacks`` (BPDA) on
+    ``pixeldefend_n`` images; the steps curve and AutoAttack through EGAN; Defense-GAN under
+    ``dgan_attack`` (BPDA, EOT over its random restarts) through the surrogate ``dgan_attacker``; the
+    on-manifold search."""
     p = profile
     curve = tuple(sp for sp in steps_curve_specs(p).values() if sp not in p.campaign_attacks)
     jobs = [Job("main", ("Original",) + tuple(d for d in p.campaign_defenses if d != "Original"),
-                tuple(p.campaign_attacks), tuple(p.campaign_eps), p.campaign_n)]
+                tuple(p.campaign_attacks), tuple(p.campaign_eps), p.campaign_n),
+            Job("pixeldefend", ("PixelDefend",), tuple(p.pixeldefend_attacks), tuple(p.campaign_eps), p.pixeldefend_n,
+                batch=p.eval_batch)]
     if curve:
         jobs.append(Job("steps", ("EGAN",), curve, (p.steps_curve_eps,), p.campaign_n))
     if p.autoattack_eps:
@@ -166,7 +178,7 @@ def plan(profile) -> list:
 
 
 def on_manifold(ws, x, y, eps_values, out, *, steps: int, restarts: int, reevaluate: bool = False,
-                compute_missing: bool = True, log=print) -> dict:
+                compute_missing: bool = True, log=print, missing: list | None = None) -> dict:
     """The on-manifold search on EGAN (``egan_lib.attacks.onmanifold``), one stored piece per eps under
     ``<out>/EGAN/onmanifold_<steps>x<restarts>/``: {eps: result with feasible / success per image and the
     deployed EGAN's verdict ``correct``}. A feasibility result: where no G(z) lies in the eps ball the
@@ -198,8 +210,14 @@ def on_manifold(ws, x, y, eps_values, out, *, steps: int, restarts: int, reevalu
                                           batch_size=ws.profile.eval_batch) == y.cpu()}   # the deployed verdict
             keep["seconds_per_image"] = (time.perf_counter() - t0) / len(y)
             return keep
-        r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate, to_state=lambda r: r,
-                                   from_state=lambda s: s, log=log)
+        try:
+            r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate, to_state=lambda r: r,
+                                       from_state=lambda s: s, log=log)
+        except FileNotFoundError:
+            if compute_missing or missing is None:
+                raise
+            missing.append(("EGAN", label, e, str(path)))
+            continue
         log(f"[campaign] EGAN {label} eps {e:.2f}: feasible {100 * r['feasible_rate']:.1f}%, success "
             f"{100 * r['success_rate']:.1f}% (n = {r['n']}, {info['status']})")
         res[e] = {**r, "info": info}
@@ -225,11 +243,12 @@ def campaign_dir(results_dir, profile_name: str) -> Path:
 
 
 def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, reevaluate: bool = False,
-             compute_missing: bool = True, log=print) -> dict:
+             compute_missing: bool = True, log=print, missing: list | None = None) -> dict:
     """Run (or reuse) the profile's plan into ``<results_dir>/evaluations/mnist-<profile>-campaign/``:
     {job name: {defense: {attack: {eps: result}}}}. ``jobs``, ``only_eps``, ``only_defenses`` restrict it
     (the background runner orders the expensive pieces last); a chapter passes ``compute_missing=False``
-    where a missing piece must not start hours of attacks."""
+    where a missing piece must not start hours of attacks (with a ``missing`` list it then goes on without
+    it and lists it there)."""
     from ..defenses import get_defenses
     C, _ = ws.classifier()
     x, y = ws.test_set()
@@ -246,13 +265,13 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, r
             p = ws.profile
             res[j.name] = on_manifold(ws, x[:n], y[:n], sorted(eps), out, steps=p.onmanifold_steps,
                                       restarts=p.onmanifold_restarts, reevaluate=reevaluate,
-                                      compute_missing=compute_missing, log=log)
+                                      compute_missing=compute_missing, log=log, missing=missing)
             continue
         defs = get_defenses(ws, names)
         att = {"Defense-GAN": dgan_surrogate(ws, *j.attacker)} if j.attacker and "Defense-GAN" in defs else None
         res[j.name] = run(C, defs, x[:n], y[:n], list(j.attacks), sorted(eps), out, seed=ws.seed,
-                          batch_size=ws.profile.campaign_batch, reevaluate=reevaluate, log=log, attackers=att,
-                          compute_missing=compute_missing)
+                          batch_size=j.batch or ws.profile.campaign_batch, reevaluate=reevaluate, log=log, attackers=att,
+                          compute_missing=compute_missing, missing=missing)
     return res
 
 

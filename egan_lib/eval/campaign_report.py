@@ -187,6 +187,15 @@ def plot_convergence(conv: dict):
     return fig
 
 
+def oblivious_at(oblivious: dict | None, name: str, eps: float):
+    """Chapter 06's oblivious-FGSM accuracy (%) of ``name`` at ``eps``, or None when that eps is not on its
+    grid (the smoke profile's grid, say) or the method is not there."""
+    try:
+        return 100 * oblivious["methods"][name]["accuracy"][f"{eps:.2f}"]
+    except (KeyError, TypeError):
+        return None
+
+
 def _oblivious_curve(oblivious: dict | None, name: str):
     if not oblivious or name not in oblivious.get("methods", {}):
         return None
@@ -459,3 +468,14 @@ def provenance(res: dict) -> str:
     st = ", ".join(f"{v} {k}" for k, v in sorted(status.items()))
     return (f"{len(infos)} pieces ({st}), computed on {'; '.join(machines)} between {dates[0]} and {dates[-1]}: "
             f"{total / 60:.0f} min of compute in all (each piece's measured time).")
+
+
+def missing_markdown(missing: list, profile_name: str) -> str:
+    """The pieces of the plan that are not stored yet (the chapter shows the others), and the command
+    that computes them in the background."""
+    rows = [f"**{len(missing)} pieces of the plan are not computed yet**, so the tables and figures below "
+            "leave them out (a number that is not there is not a number we have):", "",
+            "| defense | attack | eps |", "|---|---|---|"]
+    rows += [f"| {d} | {a} | {e:.2f} |" for d, a, e, _ in missing]
+    rows += ["", f"`python -m egan_lib.eval.campaign --profile {profile_name} --plan` computes them, resumably."]
+    return "\n".join(rows)
