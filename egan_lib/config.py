@@ -14,16 +14,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ._validate import check_eps, check_eps_list, check_fraction, check_positive_float, check_positive_int, check_seed
+from ._validate import check_eps, check_seed
 
-MNIST_TRAIN_SIZE = 60_000
-MNIST_TEST_SIZE = 10_000
+from ._profile_rules import MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, check_field  # noqa: F401  (re-exported)
 
 
 def eps_grid(step: float = 0.05, maximum: float = 1.0) -> list[float]:
@@ -142,7 +140,7 @@ class Profile:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             try:
-                _check_field(f.name, value)
+                check_field(f.name, value)
             except (TypeError, ValueError) as e:
                 msg = str(e)
                 if not msg.startswith(f.name):
@@ -174,106 +172,6 @@ class Profile:
         if self.eps_values is not None:
             return [round(float(e), 2) for e in self.eps_values]
         return eps_grid(self.eps_step)
-
-
-# ---------------------------------------------------------------------------- the fields' rules
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_MIN_ZERO = {"enc_same_blocks", "clf_shift", "pixelcnn_layers"}     # may be 0
-_MAX = {"n_test": MNIST_TEST_SIZE, "pixelcnn_test_size": MNIST_TEST_SIZE, "campaign_n": MNIST_TEST_SIZE,
-        "pixeldefend_n": MNIST_TEST_SIZE,
-        "expensive_n_test": MNIST_TEST_SIZE, "dgan_n": MNIST_TEST_SIZE,
-        "train_size": MNIST_TRAIN_SIZE, "enc_valid_blocks": 13}
-_OPTIONAL_SIZES = {"train_size", "expensive_n_test", "enc_image_steps", "dncnn_train_size", "ae_train_size",
-                   "apegan_train_size", "pixelcnn_train_size"}
-_RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixelcnn_lr", "defensegan_lr"}
-_FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps"}
-_FLAGS = {"bf16", "channels_last", "enc_train_bf16", "campaign_in_book"}
-_ATTACK_SPECS = {"autoattack", "dgan_attack"}
-_EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps"}
-_SCHEDULES = ("cosine", "wsd")
-
-
-def _check_size(name: str, value) -> None:
-    v = check_positive_int(value, name, minimum=0 if name in _MIN_ZERO else 1)
-    cap = _MAX.get(name, MNIST_TRAIN_SIZE if name.endswith("_train_size") else None)
-    if cap is not None and v > cap:
-        raise ValueError(f"{name}: expected an integer <= {cap:,}, got {v:,}")
-
-
-def _check_field(name: str, value) -> None:
-    """One field's rule (raises TypeError / ValueError whose message starts with the field's name)."""
-    if name == "name":
-        if not isinstance(value, str) or not _NAME_RE.match(value):
-            raise ValueError(f"name: expected a short name of letters, digits, '_', '.' or '-' (it names the "
-                             f"checkpoint folder), got {value!r}")
-    elif name in _OPTIONAL_SIZES:
-        if value is not None:
-            _check_size(name, value)
-    elif name in _RATES:
-        check_positive_float(value, name)
-    elif name in _FRACTIONS:
-        check_fraction(value, name)
-    elif name in _FLAGS:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}: expected True or False, got {value!r}")
-    elif name == "eps_step":
-        step = check_eps(value, name)
-        n = round(1.0 / step) if step > 0 else 0
-        if step == 0 or abs(n * step - 1.0) > 1e-9:
-            raise ValueError(f"eps_step: expected a step in (0, 1] that divides 1 into whole steps "
-                             f"(0.05, 0.1, 0.25, ...), got {value!r}")
-    elif name == "eps_values":
-        if value is None:
-            return
-        eps = check_eps_list(value, name=name)
-        if eps[0] != 0.0:
-            raise ValueError(f"eps_values: the grid must start at 0 (the clean accuracy), got {eps}")
-        rounded = [round(e, 2) for e in eps]
-        off = [e for e, r in zip(eps, rounded) if abs(e - r) > 1e-9]
-        if off:
-            raise ValueError(f"eps_values: the grid is kept to 2 decimals, got {off}")
-    elif name == "autoattack_eps" and value == ():
-        return                                  # AutoAttack not run (the smoke profile: Square's 5,000 queries)
-    elif name in _EPS_TUPLES:
-        eps = check_eps_list(value, name=name)
-        if eps[0] <= 0.0:
-            raise ValueError(f"{name}: every eps must lie in (0, 1], got {eps}")
-    elif name == "steps_curve_eps":
-        if check_eps(value, name) <= 0.0:
-            raise ValueError(f"steps_curve_eps: expected an eps in (0, 1], got {value!r}")
-    elif name in _ATTACK_SPECS or name in ("campaign_attacks", "pixeldefend_attacks"):
-        from .attack_spec import parse_attack
-        specs = [value] if name in _ATTACK_SPECS else value
-        if isinstance(specs, (str, bytes)) or not isinstance(specs, (list, tuple)) or not specs:
-            raise ValueError(f"{name}: expected a non-empty tuple of attack specs, got {value!r}")
-        for sp in specs:
-            parse_attack(sp)
-    elif name == "campaign_defenses":
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value \
-                or not all(isinstance(v, str) and v for v in value) or len(set(value)) != len(value):
-            raise ValueError(f"campaign_defenses: expected a tuple of distinct defense names, got {value!r}")
-    elif name in ("steps_curve", "dgan_attacker"):
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
-            raise ValueError(f"{name}: expected a non-empty tuple of integers, got {value!r}")
-        ints = [check_positive_int(k, f"{name}[{i}]") for i, k in enumerate(value)]
-        if name == "steps_curve" and any(b <= a for a, b in zip(ints, ints[1:])):
-            raise ValueError(f"steps_curve: expected increasing step counts, got {ints}")
-        if name == "dgan_attacker" and len(ints) != 2:
-            raise ValueError(f"dgan_attacker: expected (L steps, R restarts), got {value!r}")
-    elif name == "hybrid_steps":
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
-            raise ValueError(f"hybrid_steps: expected a non-empty tuple of step counts, got {value!r}")
-        steps = [check_positive_int(k, f"hybrid_steps[{i}]") for i, k in enumerate(value)]
-        if any(b <= a for a, b in zip(steps, steps[1:])):
-            raise ValueError(f"hybrid_steps: expected increasing, distinct step counts, got {steps}")
-    elif name == "enc_schedule":
-        if value not in _SCHEDULES:
-            raise ValueError(f"enc_schedule: expected one of {_SCHEDULES}, got {value!r}")
-    elif name == "extra":
-        if not isinstance(value, dict):
-            raise ValueError(f"extra: expected a dict, got {type(value).__name__}")
-    else:  # every other field is a size, an epoch count, a batch, a width or a number of steps
-        _check_size(name, value)
 
 
 PROFILES: dict[str, Profile] = {

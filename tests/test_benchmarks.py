@@ -56,3 +56,14 @@ def test_bench_encoder_reports_every_variant(tmp_path, capsys):
     assert [r["variant"] for r in rows] == ["fp32", "bf16", "bf16+channels_last"]
     assert all(r["image_steps_per_second"] > 0 for r in rows)
     assert "image-steps/s" in capsys.readouterr().out
+
+
+def test_attack_step_benchmark_runs_on_smoke(tmp_path, capsys):
+    mod = _load("attack_step")
+    out = tmp_path / "rows.json"
+    assert mod.main(["--profile", "smoke", "--threads", "1", "--batches", "4", "--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["pipeline"] for r in rows] == ["deployed fp32", "attacker: folded, channels_last, bf16"]
+    assert all(r["ms_per_image"] > 0 for r in rows) and "machine:" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        mod.main(["--batches", "0"])

@@ -15,6 +15,7 @@ from egan_lib.config import get_profile
 from egan_lib.defenses import EGAN, DefenseGAN, Original
 from egan_lib.eval import campaign
 from egan_lib.eval import campaign_report as report
+from egan_lib.eval import carlini_checklist
 from egan_lib.eval.adaptive import whitebox_accuracy, worst_case
 from egan_lib.eval.schema import validate_results_json
 from egan_lib.models import Encoder, Generator
@@ -175,12 +176,12 @@ def test_campaign_pieces_a_missing_one_is_refused_when_asked_and_the_report_read
     p = get_profile("smoke", campaign_attacks=("pgd:ce:2x2", "pgd:cw:2x2"), steps_curve=(2,), steps_curve_eps=0.1)
     conv = report.convergence(res, p, "Original")
     assert conv["steps"][0][0] == 2 and len(conv["restarts"][("pgd:ce:2x2", 0.1)]) == 2
-    rows = report.checklist(res, p, defense="Original")
+    rows = carlini_checklist.rows(res, p, defense="Original")
     status = {r[0]: r[2] for r in rows}
     assert status["A large enough budget reaches 100% success"] in ("pass", "open")
     assert status["Randomised defenses: attack the expectation (EOT)"] == "pass"
-    assert "| checklist item |" in report.checklist_markdown(rows)
+    assert "| checklist item |" in carlini_checklist.markdown(rows)
     fig = report.plot_worst_case(res)
     assert fig.axes[0].get_ylabel() == "accuracy (%)"
     with pytest.raises(ValueError, match="not attacked"):
-        report.checklist(res, p, defense="EGAN")
+        carlini_checklist.rows(res, p, defense="EGAN")
