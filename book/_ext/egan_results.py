@@ -426,7 +426,10 @@ def _fmt_value(name: str, v) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (tuple, list)):
-        return f"{len(v)} values: " + ", ".join(f"{x:g}" for x in v)
+        if not v:
+            return "none"
+        return f"{len(v)} values: " + ", ".join(f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                  else str(x) for x in v)
     return str(v)
 
 

@@ -180,6 +180,8 @@ def plot_convergence(conv: dict):
         ax2.fill_between(rs, [100 * wilson_interval(c, n)[0] for _, c, n in pts],
                          [100 * wilson_interval(c, n)[1] for _, c, n in pts], alpha=0.15, color=line.get_color())
     ax2.set(xlabel="random restarts", ylabel="accuracy (%)", title=f"{conv['defense']}, white-box: more restarts")
+    if conv["restarts"]:
+        ax2.set_xticks(range(1, 1 + max(len(v) for v in conv["restarts"].values())))
     ax2.legend(fontsize=7, ncol=2)
     for ax in (ax1, ax2):
         ax.set_ylim(bottom=0)
@@ -234,8 +236,10 @@ def plot_worst_case(res: dict, *, oblivious: dict | None = None, references=(), 
             keep = [i for i, x in enumerate(xs) if x <= max(es) + 1e-9]
             ax.plot([xs[i] for i in keep], [ys[i] for i in keep], "--", color=color, alpha=0.7, lw=1.2,
                     label=f"{name}: oblivious FGSM (ch. 06)")
-    for ref, marker in zip([r for r in references if getattr(r, "norm", "Linf") == "Linf"], "*Dv^"):
-        ax.plot([ref.eps], [100 * ref.accuracy], marker, c="k", ms=9, ls="none",
+    refs = [r for r in references if getattr(r, "norm", "Linf") == "Linf"]
+    for i, (ref, marker) in enumerate(zip(refs, "*Dv^")):
+        dx = 0.008 * (i - (len(refs) - 1) / 2)        # side by side: two references share 92.5% at 0.3
+        ax.plot([ref.eps + dx], [100 * ref.accuracy], marker, c="k", ms=8, ls="none",
                 label=f"{ref.label}: {100 * ref.accuracy:.1f}% (eps {ref.eps:g})")
     ax.set(xlabel="eps (L-inf, pixels in [0, 1])", ylabel="accuracy (%)", ylim=(-2, 102),
            title=title or "White-box worst case per image (solid) against the paper's oblivious FGSM (dashed)")
@@ -317,6 +321,8 @@ def onmanifold_table(res: dict) -> str:
     eps ball (feasible), the share whose G(z) fools C (success), and those of the latter that the deployed
     EGAN also gets wrong, each with n and a Wilson interval. A feasibility result, not an accuracy."""
     om = res.get("onmanifold") or {}
+    if not om:
+        return "The on-manifold search is not among this run's stored pieces (see the list above)."
     rows = ["| eps | a G(z) inside the eps ball | C(G(z)) wrong (attack success) | EGAN wrong on the submitted image | n | "
             "search |", "|---|---|---|---|---|---|"]
     for e, r in sorted(om.items()):
