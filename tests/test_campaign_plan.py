@@ -164,7 +164,10 @@ def test_campaign_pieces_a_missing_one_is_refused_when_asked_and_the_report_read
     res = {"main": main, "dgan": dg}
     table = report.worst_case_table(res)
     assert "| Original | 8 |" in table and "| Defense-GAN | 4 |" in table
-    assert "PGD, CW margin" in report.attacks_table(res) and "surrogate" in report.attacks_table(res)
+    at = report.attacks_table(res)
+    assert "PGD, CW margin" in at and "surrogate" in at and "attacker/deployed disagreements" in at
+    orig_ce = next(r for r in at.splitlines() if r.startswith("| Original | PGD, cross-entropy"))
+    assert orig_ce.endswith("| 0 |")            # fp32 attacker: it and the deployed pipeline never disagree
     assert "pieces" in report.provenance(res)
     entries = report.json_entries(res, dataset="mnist", profile="smoke", device="cpu", git_commit="abc",
                                   purify_seconds={"Original": 1e-6, "Defense-GAN": 0.5})

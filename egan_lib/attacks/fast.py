@@ -4,9 +4,8 @@ convolution before it, in channels_last memory, for bf16 autocast on CPUs.
 In eval mode BatchNorm is an affine map per channel, y = gamma * (x - mu) / sqrt(var + eps) + beta, so
 conv -> BN is one convolution with rescaled weights and a new bias (``fuse_conv_bn_eval``). The function
 is the same up to float rounding; the backward pass skips BN's memory-bound passes, and channels_last
-lets oneDNN use its fastest kernels. On 2 cores of an AMD EPYC (native bf16) one PGD step through EGAN's
-C(G(E(x))) costs about 8 ms per image folded (batch 64) against 19 ms as deployed (batch 250, bf16
-autocast), measured by ``benchmarks/attack_step.py``.
+lets oneDNN use its fastest kernels; ``benchmarks/attack_step.py`` measures a PGD step through EGAN's
+C(G(E(x))) both ways (it is emulated, and slower, on CPUs without native bf16).
 
 Only the attacker uses it: every x_adv is still judged by the defense as deployed.
 """

@@ -43,10 +43,11 @@ def _attack_cells(r: dict) -> tuple[str, str, str]:
 
 def attacks_table(res: dict) -> str:
     """Markdown, one row per (defense, attack): threat model, what ran (steps, restarts, step size, loss,
-    EOT, the attacker's surrogate), stopping margin, precision, n, and the measured cost per image at each
-    eps (the attack and the deployed defense's verdict, on the machine that computed the piece)."""
+    EOT, the attacker's surrogate), stopping margin, precision, n, the measured cost per image at each
+    eps (the attack and the deployed defense's verdict, on the machine that computed the piece), and the
+    images, summed over eps, that the attacker stopped as broken but the deployed defense got right."""
     rows = ["| defense | attack | threat model | settings | stop margin | attacker's arithmetic | n | "
-            "cost per image (s), by eps |", "|---|---|---|---|---|---|---|---|"]
+            "cost per image (s), by eps | attacker/deployed disagreements |", "|---|---|---|---|---|---|---|---|---|"]
     for name, per_attack in by_defense(res).items():
         for label, by_eps in per_attack.items():
             r0 = next(iter(by_eps.values()))
@@ -55,20 +56,17 @@ def attacks_table(res: dict) -> str:
             if isinstance(sur, dict):
                 what += f"; through a surrogate with L = {sur.get('L_steps')}, R = {sur.get('R_restarts')}"
             cost = ", ".join(f"{e:.2f}: {r['seconds_per_image']:.2g}" for e, r in sorted(by_eps.items()))
+            dis = [int(v) for r in by_eps.values() for v in r.get("attacker_disagrees", {}).values()]
             rows.append(f"| {name} | {kind} | {r0['threat_model']} | {what} | {margin} | "
-                        f"{r0['attack']['attack_precision']} | {r0['n']} | {cost} |")
+                        f"{r0['attack']['attack_precision']} | {r0['n']} | {cost} | {sum(dis) if dis else '-'} |")
     return "\n".join(rows)
 
 
 def worst_case(res: dict) -> dict:
-    """{defense: the per-image worst case over every attack run on it (``adaptive.worst_case``)}."""
-    from .adaptive import worst_case as wc
-    out = {}
-    for name, per_attack in by_defense(res).items():
-        merged = {label: {"correct": {e: r["correct"][e] for e, r in by_eps.items()}}
-                  for label, by_eps in per_attack.items()}
-        out[name] = wc(merged)
-    return out
+    """{defense: the per-image worst case over every attack run on it, every job merged
+    (``campaign.summary``'s "worst")}."""
+    from .campaign import summary
+    return {name: s["worst"] for name, s in summary(by_defense(res)).items()}
 
 
 def worst_case_table(res: dict, eps_values=None) -> str:
