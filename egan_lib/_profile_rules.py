@@ -21,8 +21,8 @@ _OPTIONAL_SIZES = {"train_size", "expensive_n_test", "enc_image_steps", "dncnn_t
 _RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixelcnn_lr", "defensegan_lr"}
 _FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps"}
 _FLAGS = {"bf16", "channels_last", "enc_train_bf16", "campaign_in_book"}
-_ATTACK_SPECS = {"autoattack", "dgan_attack"}
-_EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps"}
+_ATTACK_SPECS = {"autoattack", "restarts_attack"}
+_EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps", "restarts_eps"}
 _SCHEDULES = ("cosine", "wsd")
 
 
@@ -65,8 +65,8 @@ def check_field(name: str, value) -> None:
         off = [e for e, r in zip(eps, rounded) if abs(e - r) > 1e-9]
         if off:
             raise ValueError(f"eps_values: the grid is kept to 2 decimals, got {off}")
-    elif name == "autoattack_eps" and value == ():
-        return                                  # AutoAttack not run (the smoke profile: Square's 5,000 queries)
+    elif name in ("autoattack_eps", "restarts_eps") and value == ():
+        return                                  # not run (AutoAttack in the smoke profile: Square's 5,000 queries)
     elif name in _EPS_TUPLES:
         eps = check_eps_list(value, name=name)
         if eps[0] <= 0.0:
@@ -74,7 +74,7 @@ def check_field(name: str, value) -> None:
     elif name == "steps_curve_eps":
         if check_eps(value, name) <= 0.0:
             raise ValueError(f"steps_curve_eps: expected an eps in (0, 1], got {value!r}")
-    elif name in _ATTACK_SPECS or name in ("campaign_attacks", "pixeldefend_attacks"):
+    elif name in _ATTACK_SPECS or name in ("campaign_attacks", "pixeldefend_attacks", "dgan_attacks"):
         from .attack_spec import parse_attack
         specs = [value] if name in _ATTACK_SPECS else value
         if isinstance(specs, (str, bytes)) or not isinstance(specs, (list, tuple)) or not specs:

@@ -117,13 +117,15 @@ class Profile:
     pixeldefend_attacks: tuple = ("pgd:ce:100x5", "pgd:cw:100x5")   # fp32, batch eval_batch (the pixel loop)
     campaign_attacks: tuple = ("pgd:ce:100x5", "pgd:cw:100x5")   # specs: egan_lib.attack_spec
     campaign_batch: int = 64
-    autoattack: str = "autoattack"         # run through EGAN at autoattack_eps
+    autoattack: str = "autoattack"         # run through every campaign defense at autoattack_eps
     autoattack_eps: tuple = (0.3,)         # () : not run
+    restarts_attack: str = "pgd:ce:100x10"  # the restarts curve: through every campaign defense at restarts_eps,
+    restarts_eps: tuple = (0.1, 0.2)        # the deployed pipeline's verdict after each restart; () : not run
     steps_curve: tuple = (10, 30, 100, 300)  # PGD-CE with 1 restart through EGAN at steps_curve_eps
     steps_curve_eps: float = 0.2
     dgan_n: int = 100                      # Defense-GAN under BPDA + EOT: the first dgan_n images
     dgan_eps: tuple = (0.3,)
-    dgan_attack: str = "eot2:pgd:ce:100x1"
+    dgan_attacks: tuple = ("eot2:pgd:ce:100x2", "eot4:pgd:ce:100x1")   # EOT over 2 and 4 draws
     dgan_attacker: tuple = (50, 4)         # the attacker's surrogate of Defense-GAN: (L, R)
     onmanifold_restarts: int = 5           # the on-manifold search: restarts around E(x), onmanifold_steps each
     campaign_in_book: bool = True          # chapter 07 computes missing pieces (False: hours; it lists them)
@@ -190,8 +192,9 @@ PROFILES: dict[str, Profile] = {
         # unit tests
         campaign_n=16, campaign_eps=(0.1, 0.3, 0.5), campaign_attacks=("pgd:ce:4x2", "pgd:cw:4x2"), campaign_batch=16,
         pixeldefend_n=2, pixeldefend_attacks=("pgd:ce:2x1",),
-        autoattack_eps=(), steps_curve=(2, 4, 8), steps_curve_eps=0.3,
-        dgan_n=4, dgan_eps=(0.3,), dgan_attack="eot2:pgd:ce:3x1", dgan_attacker=(3, 1), onmanifold_restarts=2,
+        autoattack_eps=(), steps_curve=(2, 4, 8), steps_curve_eps=0.3, restarts_attack="pgd:ce:4x3",
+        restarts_eps=(0.1,),
+        dgan_n=4, dgan_eps=(0.3,), dgan_attacks=("eot2:pgd:ce:3x2",), dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),
     "cpu": Profile(
         name="cpu", train_size=None, n_test=1000, eval_parts=4, eps_step=0.05, eval_batch=250,
@@ -216,7 +219,8 @@ PROFILES: dict[str, Profile] = {
         # 2.8x faster than fp32 on 2 EPYC cores with native bf16; x_adv is judged by the deployed fp32 defense.
         # On an AVX2-only CPU bf16 is emulated: the stored pieces are reused there, recomputing them is slow
         campaign_attacks=("pgd:ce:100x5:bf16", "pgd:cw:100x5:bf16"), autoattack="autoattack:bf16",
-        dgan_attack="eot2:pgd:ce:100x1:bf16", campaign_in_book=False,
+        autoattack_eps=(0.2, 0.3), restarts_attack="pgd:ce:100x10:bf16",
+        dgan_attacks=("eot2:pgd:ce:100x2:bf16", "eot4:pgd:ce:100x1:bf16"), campaign_in_book=False,
     ),
     "paper": Profile(
         name="paper", train_size=None, n_test=10_000, eval_parts=4, expensive_n_test=2_000, eps_step=0.05,

@@ -78,6 +78,26 @@ def test_pgd_records_each_restart_and_a_margin_only_makes_it_stop_later():
         pgd(C, x, y, 0.05, steps=2, confidence=-1.0)
 
 
+def test_a_judge_overrules_the_attacker_after_each_restart():
+    C = LinearClassifier().eval()
+    x = torch.rand(12, 1, 28, 28)
+    y = C(x).argmax(1)
+    seen = []
+
+    def always_right(xa, rows):               # a deployed pipeline that no x_adv fools
+        seen.append(rows.numel())
+        return torch.ones(rows.numel(), dtype=torch.bool)
+    _, plain_run = pgd(C, x, y, 0.3, steps=5, restarts=2, return_details=True)
+    assert plain_run["fooled"].any()          # the attacker alone does fool the linear model
+    _, det = pgd(C, x, y, 0.3, steps=5, restarts=2, return_details=True, judge=always_right)
+    assert not det["fooled_after_restart"].any() and seen == [12, 12]   # every image attacked again
+    assert int(det["attacker_disagrees"].sum()) == int(plain_run["fooled_after_restart"][0].sum())
+    with pytest.raises(ValueError, match="judge"):
+        pgd(C, x, y, 0.3, steps=2, judge=lambda xa, rows: torch.ones(3, dtype=torch.bool))
+    with pytest.raises(TypeError, match="judge"):
+        pgd(C, x, y, 0.3, steps=2, judge="deployed")
+
+
 def test_whitebox_accuracy_judges_a_surrogate_attack_by_the_deployed_defense():
     torch.manual_seed(0)
     G = Generator(latent_dim=30, width=4).eval()
@@ -88,7 +108,9 @@ def test_whitebox_accuracy_judges_a_surrogate_attack_by_the_deployed_defense():
     sur = DefenseGAN(G, steps=1, restarts=1, seed=9)
     r = whitebox_accuracy(real, C, x, y, [0.1], steps=2, eot_samples=2, attacker=sur, attack_bf16=True)
     assert r["attack"]["attacker_defense"]["L_steps"] == 1
-    assert r["defense"] == "Defense-GAN" and r["attack"]["confidence"] == 1.0   # bf16: margin 1 by default
+    assert r["defense"] == "Defense-GAN" and r["attack"]["confidence"].startswith("none")   # a surrogate: no early stop
+    r1 = whitebox_accuracy(Original(), C, x, y, [0.1], steps=2, attack_bf16=True)
+    assert r1["attack"]["confidence"] == 1.0        # bf16, the deployed function itself: margin 1 by default
     assert set(r["correct_after_restart"]) == {0.1} and set(r["attacker_disagrees"]) == {0.1}
     with pytest.raises(TypeError):
         whitebox_accuracy(real, C, x, y, [0.1], steps=2, attacker="not a defense")
@@ -116,14 +138,16 @@ def test_attack_specs_and_profile_fields_are_checked():
             get_profile("smoke", **{field: value})
 
 
-def test_the_plan_follows_the_profile_and_reuses_the_main_attack_for_its_step_count():
+def test_the_plan_follows_the_profile_and_reuses_the_restarts_attack_for_its_step_count():
     p = get_profile("cpu")
     jobs = {j.name: j for j in campaign.plan(p)}
-    assert set(jobs) == {"main", "pixeldefend", "steps", "autoattack", "dgan", "onmanifold"}
+    assert set(jobs) == {"main", "pixeldefend", "restarts", "steps", "autoattack", "dgan", "onmanifold"}
+    assert jobs["restarts"].attacks == (p.restarts_attack,) and jobs["restarts"].eps == p.restarts_eps
+    assert jobs["autoattack"].defenses == jobs["restarts"].defenses == tuple(p.campaign_defenses)
     assert jobs["pixeldefend"].n == p.pixeldefend_n and jobs["pixeldefend"].batch == p.eval_batch
     assert jobs["main"].defenses[0] == "Original" and jobs["main"].n == p.campaign_n
     specs = campaign.steps_curve_specs(p)
-    assert specs[100] == "pgd:ce:100x5:bf16" and "pgd:ce:100x5:bf16" not in jobs["steps"].attacks
+    assert specs[100] == p.restarts_attack == "pgd:ce:100x10:bf16" and p.restarts_attack not in jobs["steps"].attacks
     assert specs[300] == "pgd:ce:300x1:bf16" and jobs["dgan"].attacker == p.dgan_attacker
 
 
@@ -176,7 +200,8 @@ def test_campaign_pieces_a_missing_one_is_refused_when_asked_and_the_report_read
     assert "worst-case" in tms and any(t.startswith("white-box pgd:ce:2x2") for t in tms)
     ce = next(e for e in entries if e["threat_model"].startswith("white-box pgd:ce:2x2"))
     assert ce["methods"]["Original"]["settings"]["steps"] == 2 and ce["methods"]["Original"]["settings"]["restarts"] == 2
-    p = get_profile("smoke", campaign_attacks=("pgd:ce:2x2", "pgd:cw:2x2"), steps_curve=(2,), steps_curve_eps=0.1)
+    p = get_profile("smoke", campaign_attacks=("pgd:ce:2x2", "pgd:cw:2x2"), steps_curve=(2,), steps_curve_eps=0.1,
+                    restarts_attack="pgd:ce:2x2", restarts_eps=(0.1,))
     conv = report.convergence(res, p, "Original")
     assert conv["steps"][0][0] == 2 and len(conv["restarts"][("pgd:ce:2x2", 0.1)]) == 2
     rows = carlini_checklist.rows(res, p, defense="Original")

@@ -53,7 +53,8 @@ def _pgd_restart(fn, x, y, start, eps, steps, alpha, kind, best, best_loss, fool
 
 def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 40, step_size: float | None = None,
         random_start: bool = True, restarts: int = 1, seed: int = 0, batch_size: int = 256, device=None,
-        loss: str = "ce", return_details: bool = False, progress: bool = False, confidence: float = 0.0):
+        loss: str = "ce", return_details: bool = False, progress: bool = False, confidence: float = 0.0,
+        judge=None):
     """L-inf projected gradient descent (Madry et al., ICLR 2018) on any differentiable ``model_fn``.
 
     Maximises the loss of ``model_fn(x) -> logits or log-probabilities`` over the ball
@@ -73,12 +74,21 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     * ``confidence`` (>= 0): an iterate stops its image only when max_{j!=y} z_j - z_y > confidence.
       0 is "misclassified"; an attacker whose arithmetic differs from the deployed pipeline's (bf16)
       asks for a margin so that rounding cannot stop an image the deployed defense still gets right.
+      ``inf``: no image stops within a restart (each keeps its highest-loss iterate), for an attacker
+      whose function is random or a surrogate and so cannot tell whether the deployed one is fooled.
+    * ``judge`` (optional): ``judge(x_adv, rows) -> bool tensor``, True where the *deployed* pipeline still
+      classifies the images ``rows`` (CPU indices into x) right at ``x_adv`` (CPU). After every restart the
+      judge sees the best iterate of each image that restart ran on, and its verdict replaces the
+      attacker's: an image the attacker stopped but the judge finds still right is attacked again in the
+      next restart (a white-box attacker may query the deployed defense), and ``fooled_after_restart``
+      is then the deployed pipeline's verdict after each restart.
     * An nn.Module ``model_fn`` runs in eval mode (BatchNorm statistics), its mode restored after.
 
     Returns x_adv with the device and dtype of x; with ``return_details``, also a dict of CPU
-    tensors: ``loss`` (the attacker's loss at x_adv), ``fooled`` (model_fn misclassified x_adv) and
-    ``fooled_after_restart`` (restarts, n): fooled after restart 1, 2, ... (the accuracy-vs-restarts curve
-    of one run, at no extra cost).
+    tensors: ``loss`` (the attacker's loss at x_adv), ``fooled`` (model_fn misclassified x_adv; with a
+    judge, the judge found x_adv misclassified), ``fooled_after_restart`` (restarts, n): fooled after
+    restart 1, 2, ... (the accuracy-vs-restarts curve of one run), and with a judge ``attacker_disagrees``
+    (n,): images the attacker stopped at some restart that the judge still found right.
     """
     x, y, eps = check_attack_inputs(model_fn, x, y, eps)
     steps = check_positive_int(steps, "steps")
@@ -87,9 +97,11 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     seed = check_seed(seed)
     kind = check_loss(loss)
     alpha = 2.5 * eps / steps if step_size is None else check_positive_float(step_size, "step_size")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 <= confidence < float("inf"):
-        raise ValueError(f"confidence: expected a finite number >= 0 (a logit margin), got {confidence!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 <= confidence:
+        raise ValueError(f"confidence: expected a number >= 0 (a logit margin; inf: never stop), got {confidence!r}")
     confidence = float(confidence)
+    if judge is not None:
+        check_callable(judge, "judge")
     dev = device_of(model_fn, device)
     n = x.shape[0]
     x_cpu, y_cpu = x.detach().float().cpu().contiguous(), y.cpu()
@@ -101,6 +113,7 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     gen = torch.Generator().manual_seed(seed)
     zero_grad_batches = []
     fooled_after = []                               # (restarts run, n): fooled after restart r
+    disagree = torch.zeros(n, dtype=torch.bool)
     from tqdm.auto import tqdm
     bar = tqdm(total=restarts * math.ceil(n / batch_size), desc=f"PGD eps={eps:g}", disable=not progress, leave=False)
     with EvalMode(*networks_of(model_fn)), bar:
@@ -118,6 +131,13 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
                 if zg is not None:
                     zero_grad_batches.append(zg)
                 bar.update(1)
+            if judge is not None and todo.numel():
+                right = torch.as_tensor(judge(best[todo].clone(), todo.clone())).reshape(-1).cpu()
+                if right.dtype != torch.bool or right.numel() != todo.numel():
+                    raise ValueError(f"judge: expected a bool tensor of {todo.numel()} verdicts, got "
+                                     f"{right.dtype} with {right.numel()} elements")
+                disagree[todo[fooled[todo] & right]] = True
+                fooled[todo] = ~right
             fooled_after.append(fooled.clone())
             if bool(fooled.all()):
                 break
@@ -129,5 +149,8 @@ def pgd(model_fn, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 
     if return_details:
         while len(fooled_after) < restarts:           # stopped early: every image already fooled
             fooled_after.append(fooled.clone())
-        return x_adv, {"loss": best_loss, "fooled": fooled, "fooled_after_restart": torch.stack(fooled_after)}
+        det = {"loss": best_loss, "fooled": fooled, "fooled_after_restart": torch.stack(fooled_after)}
+        if judge is not None:
+            det["attacker_disagrees"] = disagree
+        return x_adv, det
     return x_adv

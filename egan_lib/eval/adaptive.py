@@ -53,7 +53,11 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     with native bf16); every x_adv is still judged by the defense as deployed (``purify``, its precision).
     ``confidence``: PGD's stopping margin (:func:`pgd`); default 0 in fp32 and 1 logit under ``attack_bf16``
     (bf16 logits differ from fp32 ones by up to about 0.5 on EGAN, so a margin of 0 would stop images
-    that the deployed pipeline still classifies right).
+    that the deployed pipeline still classifies right); with EOT or a surrogate ``attacker``, inf (no early
+    stop: a random draw or a surrogate that misclassifies says little about the deployed defense).
+    After every PGD restart the deployed pipeline judges each image's best iterate (``pgd``'s ``judge``):
+    ``correct_after_restart`` is its verdict after restart 1, 2, ..., and an image it still classifies
+    right is attacked again.
     ``attacker``: the defense the attacker differentiates through (BPDA's forward pass, EOT's draws) when it
     is not the deployed one, e.g. Defense-GAN with a shorter search as a cheaper surrogate of L = 200,
     R = 10; the deployed ``defense`` still judges every x_adv. Default: the deployed defense itself.
@@ -74,7 +78,9 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     if not isinstance(attack_bf16, bool):
         raise TypeError(f"attack_bf16: expected True or False, got {attack_bf16!r}")
     if confidence is None:
-        confidence = 1.0 if attack_bf16 else 0.0
+        # a random (EOT) or surrogate attacker cannot tell from its own function whether the deployed
+        # defense is fooled: it runs every step, and the deployed defense judges after each restart
+        confidence = float("inf") if eot_samples > 1 or attacker is not None else 1.0 if attack_bf16 else 0.0
     att = defense
     if attacker is not None:
         check_defense(attacker, "attacker")
@@ -94,9 +100,12 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     for e in tqdm(eps_values, desc=f"{attack} through {fn.name}", disable=not progress, leave=False):
         fooled = None
         if attack == "pgd":
+            def judge(xa, rows):        # the deployed pipeline's verdict after each restart
+                return predict(classifier, purify_batched(defense, xa, batch_size), batch_size=batch_size,
+                               device=device).cpu() == y.cpu()[rows]
             xa, det = pgd(fn, x, y, e, steps=steps, step_size=step_size, random_start=random_start,
                           restarts=restarts, seed=seed, batch_size=batch_size, device=device, loss=loss,
-                          return_details=True, confidence=confidence)
+                          return_details=True, confidence=confidence, judge=judge)
             fooled = det["fooled"]
         elif attack == "autoattack":
             xa = autoattack(fn, x, y, e, seed=seed, batch_size=batch_size, device=device)
@@ -105,12 +114,12 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
         pred = predict(classifier, purify_batched(defense, xa, batch_size), batch_size=batch_size, device=device)
         correct[e] = pred == y.cpu()
         if fooled is not None:
-            # the deployed pipeline's verdict after each restart (the attacker stopped an image at its first
-            # iterate that *its* function misclassified; those the deployed defense still classifies right
-            # are counted in ``attacker_disagrees``)
-            by_restart[e] = ~det["fooled_after_restart"] | correct[e]
+            # the deployed pipeline's verdict after each restart (pgd's judge); ``attacker_disagrees``: images
+            # the attacker stopped (its own function misclassified them by the margin) that the deployed
+            # defense still classified right, so they were attacked again
+            by_restart[e] = ~det["fooled_after_restart"]
             by_restart[e][-1] = correct[e]
-            disagree[e] = int((fooled & correct[e]).sum())
+            disagree[e] = int(det["attacker_disagrees"].sum())
         if return_adv:
             adv[e] = xa
     params = {"attack": attack, "loss": loss if attack != "autoattack" else "standard ensemble",
@@ -123,7 +132,9 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
         params.update(version="standard", library="torchattacks " + AUTOATTACK_VERSION, seed=seed,
                       components={k: dict(v) for k, v in AUTOATTACK_STANDARD.items()})
     if attack == "pgd":
-        params.update(steps=steps, restarts=restarts, random_start=random_start, seed=seed, confidence=confidence,
+        params.update(steps=steps, restarts=restarts, random_start=random_start, seed=seed,
+                      confidence=confidence if confidence != float("inf") else "none (every step is run)",
+                      restart_verdict="deployed pipeline, after each restart",
                       step_size=("2.5*eps/steps" if step_size is None else float(step_size)))
     res = accuracy_summary(correct, tm, defense=name, attack=params)
     res["correct"] = correct

@@ -145,33 +145,37 @@ def _suffix(spec: str) -> str:
 
 def steps_curve_specs(profile) -> dict:
     """{steps: spec} of the convergence curve (PGD-CE, 1 restart, at ``steps_curve_eps``). A point whose
-    step count equals the main PGD-CE attack's is that attack's first restart (the same run, recorded by
-    ``correct_after_restart``), so it is not run again: its spec is the main attack's."""
-    main_ce = [sp for sp in profile.campaign_attacks if parse_attack(sp).kwargs.get("loss") == "ce"]
-    out = {}
-    for k in profile.steps_curve:
-        same = [sp for sp in main_ce if parse_attack(sp).kwargs["steps"] == k]
-        out[k] = same[0] if same else f"pgd:ce:{k}x1{_suffix(main_ce[0]) if main_ce else ''}"
-    return out
+    step count equals the restarts curve's attack (``restarts_attack``, run at ``steps_curve_eps`` too) is
+    that attack's first restart (the same run, the deployed verdict after restart 1 recorded in
+    ``correct_after_restart``), so it is not run again: its spec is the restarts attack's."""
+    r = parse_attack(profile.restarts_attack)
+    reuse = r.kwargs.get("attack") == "pgd" and r.kwargs.get("loss") == "ce" and \
+        any(abs(e - profile.steps_curve_eps) < 1e-9 for e in profile.restarts_eps)
+    suffix = _suffix(profile.restarts_attack)
+    return {k: profile.restarts_attack if reuse and r.kwargs["steps"] == k else f"pgd:ce:{k}x1{suffix}"
+            for k in profile.steps_curve}
 
 
 def plan(profile) -> list:
     """The jobs chapter 07 shows, from the profile: the undefended C and every defense of
     ``campaign_defenses`` under ``campaign_attacks``; PixelDefend under ``pixeldefend_attacks`` (BPDA) on
-    ``pixeldefend_n`` images; the steps curve and AutoAttack through EGAN; Defense-GAN under
-    ``dgan_attack`` (BPDA, EOT over its random restarts) through the surrogate ``dgan_attacker``; the
+    ``pixeldefend_n`` images; the restarts curve (``restarts_attack``) and AutoAttack through every campaign
+    defense, the steps curve through EGAN; Defense-GAN under
+    ``dgan_attacks`` (BPDA, EOT over its random restarts) through the surrogate ``dgan_attacker``; the
     on-manifold search."""
     p = profile
-    curve = tuple(sp for sp in steps_curve_specs(p).values() if sp not in p.campaign_attacks)
-    jobs = [Job("main", ("Original",) + tuple(d for d in p.campaign_defenses if d != "Original"),
-                tuple(p.campaign_attacks), tuple(p.campaign_eps), p.campaign_n),
+    curve = tuple(sp for sp in steps_curve_specs(p).values() if sp != p.restarts_attack)
+    defs = tuple(d for d in p.campaign_defenses if d != "Original")
+    jobs = [Job("main", ("Original",) + defs, tuple(p.campaign_attacks), tuple(p.campaign_eps), p.campaign_n),
             Job("pixeldefend", ("PixelDefend",), tuple(p.pixeldefend_attacks), tuple(p.campaign_eps), p.pixeldefend_n,
                 batch=p.eval_batch)]
+    if p.restarts_eps:
+        jobs.append(Job("restarts", defs, (p.restarts_attack,), tuple(p.restarts_eps), p.campaign_n))
     if curve:
         jobs.append(Job("steps", ("EGAN",), curve, (p.steps_curve_eps,), p.campaign_n))
     if p.autoattack_eps:
-        jobs.append(Job("autoattack", ("EGAN",), (p.autoattack,), tuple(p.autoattack_eps), p.campaign_n))
-    jobs.append(Job("dgan", ("Defense-GAN",), (p.dgan_attack,), tuple(p.dgan_eps), p.dgan_n, tuple(p.dgan_attacker)))
+        jobs.append(Job("autoattack", defs, (p.autoattack,), tuple(p.autoattack_eps), p.campaign_n))
+    jobs.append(Job("dgan", ("Defense-GAN",), tuple(p.dgan_attacks), tuple(p.dgan_eps), p.dgan_n, tuple(p.dgan_attacker)))
     jobs.append(Job("onmanifold", ("EGAN",), (f"onmanifold:{p.onmanifold_steps}x{p.onmanifold_restarts}",),
                     tuple(e for e in p.campaign_eps if e < 0.5), p.campaign_n))
     return jobs
@@ -292,7 +296,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reevaluate", action="store_true")
     ap.add_argument("--plan", nargs="*", default=None, metavar="JOB",
                     help="run the profile's plan (what chapter 07 shows) into --results-dir: all jobs, or the named "
-                         "ones (main, steps, autoattack, dgan); --defenses/--eps then only restrict it")
+                         "ones (main, pixeldefend, restarts, steps, autoattack, dgan, onmanifold); --defenses/--eps then only restrict it")
     ap.add_argument("--results-dir", default="book/results")
     a = ap.parse_args(argv)
     if a.plan is not None:

@@ -38,7 +38,7 @@ def _attack_cells(r: dict) -> tuple[str, str, str]:
     step = a["step_size"] if isinstance(a["step_size"], str) else f"{a['step_size']:g}"
     eot = f", EOT {a['eot_samples']}" if a.get("eot_samples", 1) > 1 else ""
     return f"PGD, {loss}", f"{a['steps']} steps x {a['restarts']} restarts, step {step}{eot}", \
-        f"{a.get('confidence', 0):g}"
+        (f"{a.get('confidence', 0):g}" if isinstance(a.get("confidence", 0), (int, float)) else "none")
 
 
 def attacks_table(res: dict) -> str:
@@ -112,10 +112,11 @@ def per_attack_table(res: dict, defense: str) -> str:
 def convergence(res: dict, profile, defense: str = "EGAN") -> dict:
     """The curves that justify the attack budget, from stored pieces only:
 
-    * ``steps``: [(steps, correct, n)] of PGD-CE with one restart at ``profile.steps_curve_eps`` (a point
-      with the main attack's step count is that attack's first restart);
-    * ``restarts``: {(label, eps): [(restarts, correct, n)]} of each main PGD attack, after 1, 2, ... restarts.
-    Accuracies are of the deployed pipeline (see ``whitebox_accuracy``'s ``correct_after_restart``)."""
+    * ``steps``: [(steps, correct, n)] of PGD-CE with one restart at ``profile.steps_curve_eps`` (the point
+      with the restarts attack's step count is that attack's first restart);
+    * ``restarts``: {(label, eps): [(restarts, correct, n)]} of ``profile.restarts_attack``, the deployed
+      pipeline's verdict after 1, 2, ... restarts (pieces that recorded it: ``restart_verdict``).
+    Accuracies are of the deployed pipeline (see ``whitebox_accuracy`` and ``pgd``'s ``judge``)."""
     from .campaign import steps_curve_specs
     per = by_defense(res).get(defense, {})
     e0 = profile.steps_curve_eps
@@ -124,19 +125,17 @@ def convergence(res: dict, profile, defense: str = "EGAN") -> dict:
         r = _at(per.get(spec, {}), e0)
         if r is None:
             continue
-        row = r["correct_after_restart"][_key(r["correct_after_restart"], e0)][0] if spec in profile.campaign_attacks \
-            else r["correct"][_key(r["correct"], e0)]
+        row = r["correct_after_restart"][_key(r["correct_after_restart"], e0)][0] \
+            if spec == profile.restarts_attack else r["correct"][_key(r["correct"], e0)]
         steps.append((k, int(row.sum()), int(row.numel())))
     restarts = {}
-    for spec in profile.campaign_attacks:
-        if parse_attack(spec).kwargs.get("attack") != "pgd":
+    spec = profile.restarts_attack
+    for e, r in sorted(per.get(spec, {}).items()):
+        car = r.get("correct_after_restart", {})
+        if not car or not r.get("attack", {}).get("restart_verdict"):
             continue
-        for e, r in sorted(per.get(spec, {}).items()):
-            car = r.get("correct_after_restart", {})
-            if not car:
-                continue
-            m = car[_key(car, e)]
-            restarts[(spec, e)] = [(i + 1, int(m[i].sum()), int(m.shape[1])) for i in range(m.shape[0])]
+        m = car[_key(car, e)]
+        restarts[(spec, e)] = [(i + 1, int(m[i].sum()), int(m.shape[1])) for i in range(m.shape[0])]
     return {"defense": defense, "steps_eps": e0, "steps": steps, "restarts": restarts}
 
 
