@@ -73,3 +73,36 @@ def test_classifier_variant_trains_on_labelled_digits(tiny_generator, tiny_encod
     assert len(hist["loss"]) == 4 and hist["settings"]["data"] == "64 given images"
     with pytest.raises(ValueError, match="image_steps"):
         train_robust_encoder(tiny_encoder, tiny_generator, eps=0.1, image_steps=8, batch_size=16, progress=False)
+
+
+def test_an_interrupted_robust_training_resumes_to_the_same_weights(tiny_generator, tiny_encoder, tmp_path,
+                                                                     monkeypatch):
+    import copy
+    import egan_lib.robust as R
+    G = tiny_generator
+    kw = dict(eps=0.1, image_steps=12 * 16, inner_steps=1, n_latents=64, batch_size=16, lr=1e-2,
+              schedule="cosine", progress=False, log_every=4, checkpoint_every_s=1e-9)
+    E_full, E_cut = copy.deepcopy(tiny_encoder), copy.deepcopy(tiny_encoder)
+    full = train_robust_encoder(E_full, G, **kw)
+    state = tmp_path / "robust.partial.pt"
+    calls = {"n": 0}
+    real = R.encoder_attack
+
+    def dies_at_step_7(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(R, "encoder_attack", dies_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train_robust_encoder(copy.deepcopy(tiny_encoder), G, resume=state, **kw)
+    monkeypatch.setattr(R, "encoder_attack", real)
+    assert torch.load(state, weights_only=False)["step"] == 6
+    resumed = train_robust_encoder(E_cut, G, resume=state, **kw)        # starts again from the same base E
+    assert resumed["step"] == full["step"] and resumed["loss"] == pytest.approx(full["loss"])
+    assert all(torch.allclose(a, b) for a, b in zip(E_full.state_dict().values(), E_cut.state_dict().values()))
+    with pytest.raises(ValueError, match="another run"):
+        train_robust_encoder(copy.deepcopy(tiny_encoder), G, resume=state, **{**kw, "eps": 0.2})
+    state.write_bytes(b"not a state")
+    with pytest.raises(ValueError, match="not a readable training state"):
+        train_robust_encoder(copy.deepcopy(tiny_encoder), G, resume=state, **kw)
