@@ -18,8 +18,10 @@ _MAX = {"n_test": MNIST_TEST_SIZE, "pixelcnn_test_size": MNIST_TEST_SIZE, "campa
         "train_size": MNIST_TRAIN_SIZE, "enc_valid_blocks": 13}
 _OPTIONAL_SIZES = {"train_size", "expensive_n_test", "enc_image_steps", "dncnn_train_size", "ae_train_size",
                    "apegan_train_size", "pixelcnn_train_size"}
-_RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixelcnn_lr", "defensegan_lr"}
-_FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps"}
+_RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixelcnn_lr", "defensegan_lr", "robust_lr",
+          "robust_ce_weight"}
+_FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps", "robust_eps",
+              "robust_clean_fraction"}
 _FLAGS = {"bf16", "channels_last", "enc_train_bf16", "campaign_in_book"}
 _ATTACK_SPECS = {"autoattack", "restarts_attack"}
 _EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps", "restarts_eps"}
@@ -99,9 +101,13 @@ def check_field(name: str, value) -> None:
         steps = [check_positive_int(k, f"hybrid_steps[{i}]") for i, k in enumerate(value)]
         if any(b <= a for a, b in zip(steps, steps[1:])):
             raise ValueError(f"hybrid_steps: expected increasing, distinct step counts, got {steps}")
-    elif name == "enc_schedule":
+    elif name == "robust_objective":
+        if value not in ("reconstruction", "latent"):
+            raise ValueError(f"robust_objective: expected 'reconstruction' or 'latent' (the label-free inner "
+                             f"objectives), got {value!r}")
+    elif name in ("enc_schedule", "robust_schedule"):
         if value not in _SCHEDULES:
-            raise ValueError(f"enc_schedule: expected one of {_SCHEDULES}, got {value!r}")
+            raise ValueError(f"{name}: expected one of {_SCHEDULES}, got {value!r}")
     elif name == "extra":
         if not isinstance(value, dict):
             raise ValueError(f"extra: expected a dict, got {type(value).__name__}")

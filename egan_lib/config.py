@@ -128,6 +128,17 @@ class Profile:
     dgan_attacks: tuple = ("eot2:pgd:ce:100x2", "eot4:pgd:ce:100x1")   # EOT over 2 and 4 draws
     dgan_attacker: tuple = (50, 4)         # the attacker's surrogate of Defense-GAN: (L, R)
     onmanifold_restarts: int = 5           # the on-manifold search: restarts around E(x), onmanifold_steps each
+    # chapter 08: the robust encoders (egan_lib.robust, egan_lib.defenses.robust_egan), fine-tuned from E
+    robust_objective: str = "reconstruction"  # EGAN-R's inner maximisation: "reconstruction" or "latent"
+    robust_eps: float = 0.3                # the training eps of the inner PGD
+    robust_inner_steps: int = 5
+    robust_clean_fraction: float = 0.5     # share of each batch left unperturbed
+    robust_image_steps: int = 128_000      # 2,000 steps of 64
+    robust_batch: int = 64
+    robust_lr: float = 1e-4
+    robust_schedule: str = "wsd"
+    robust_latents: int = 60_000           # EGAN-R trains on G(z) of this many latents (EGAN-RC on real digits)
+    robust_ce_weight: float = 1.0          # EGAN-RC: weight of the classifier's loss in the outer loss
     campaign_in_book: bool = True          # chapter 07 computes missing pieces (False: hours; it lists them)
     extra: dict = field(default_factory=dict)
 
@@ -193,7 +204,7 @@ PROFILES: dict[str, Profile] = {
         campaign_n=16, campaign_eps=(0.1, 0.3, 0.5), campaign_attacks=("pgd:ce:4x2", "pgd:cw:4x2"), campaign_batch=16,
         pixeldefend_n=2, pixeldefend_attacks=("pgd:ce:2x1",),
         autoattack_eps=(), steps_curve=(2, 4, 8), steps_curve_eps=0.3, restarts_attack="pgd:ce:4x3",
-        restarts_eps=(0.1,),
+        restarts_eps=(0.1,), robust_inner_steps=2, robust_image_steps=256, robust_latents=512,
         dgan_n=4, dgan_eps=(0.3,), dgan_attacks=("eot2:pgd:ce:3x2",), dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),
     "cpu": Profile(

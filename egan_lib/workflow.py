@@ -280,7 +280,8 @@ def start_from_scratch(artifacts_dir, profile: str | Profile) -> Path | None:
 
 def main(argv=None) -> int:
     """``python -m egan_lib.workflow --profile cpu --train gan classifier encoder``: train (or load)
-    the named models in the background, with the same checkpoints the notebooks use."""
+    the named models in the background, with the same checkpoints the notebooks use; a defense's name
+    (``--train EGAN-R``) trains every network that defense needs."""
     import argparse
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--profile", default="smoke")
@@ -292,9 +293,17 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     a = ap.parse_args(argv)
     ws = setup(a.profile, a.seed, a.device, a.data_dir, a.artifacts_dir, progress=False, threads=a.threads)
+    from .defenses import REGISTRY, get_defenses
+    models = ("gan", "generator", "classifier", "encoder")
+    bad = [n for n in a.train if n not in models and n not in REGISTRY]
+    if bad:
+        ap.error(f"--train: unknown {bad}; choose models out of {models} or defenses out of {sorted(REGISTRY)}")
     for name in a.train:
         t0 = time.perf_counter()
-        getattr(ws, name)()
+        if name in models:
+            getattr(ws, name)()
+        else:
+            get_defenses(ws, [name])
         print(f"{name}: {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
 

@@ -395,3 +395,30 @@ def test_get_defenses_builds_all_seven_and_reloads_checkpoints(tmp_path, capsys)
         get_defenses(ws2, ["JPEG"])
     with pytest.raises(TypeError, match="Workspace"):
         get_defenses("ws")
+
+
+def test_the_robust_egan_variants_train_once_resumably_and_stay_out_of_the_papers_list(tmp_path):
+    from egan_lib.defenses import BEYOND_PAPER
+    from egan_lib.defenses.robust_egan import robust_config, robust_encoder
+    from egan_lib.workflow import Workspace
+    ws = _synthetic_workspace(tmp_path)
+    ws.profile = ws.profile.replace(robust_image_steps=64, robust_batch=32, robust_latents=64, robust_inner_steps=1)
+    assert BEYOND_PAPER == ("EGAN-R", "EGAN-RC") and not set(BEYOND_PAPER) & set(ALL_DEFENSES)
+    ds = get_defenses(ws, ["EGAN", "EGAN-R", "EGAN-RC"])
+    x = strokes(4, seed=23)
+    assert [d.name for d in ds.values()] == ["EGAN", "EGAN-R", "EGAN-RC"]
+    assert all(d.purify(x).shape == x.shape for d in ds.values())
+    E0 = ds["EGAN"].encoder
+    for v, kind in (("EGAN-R", "robust_encoder"), ("EGAN-RC", "robust_encoder_clf")):
+        assert ws.timings[kind]["status"] == "trained"
+        assert (ws.checkpoint_dir / f"{kind}.pt").is_file() and not (ws.checkpoint_dir / f"{kind}.partial.pt").exists()
+        assert any(not torch.equal(a, b) for a, b in zip(E0.state_dict().values(), ds[v].encoder.state_dict().values()))
+    cfg = robust_config(ws, "EGAN-RC", E0, ds["EGAN"].generator, ws.classifier()[0])
+    assert cfg["objective"] == "classifier" and "classifier_sha256" in cfg
+    assert robust_config(ws, "EGAN-R", E0, ds["EGAN"].generator)["objective"] == ws.profile.robust_objective
+    ws2 = Workspace(ws.profile, 0, torch.device("cpu"), None, tmp_path, progress=False)
+    ws2.cached("mnist", lambda: ws.mnist())
+    robust_encoder(ws2, "EGAN-R")
+    assert ws2.timings["robust_encoder"]["status"] == "loaded"
+    with pytest.raises(ValueError, match="variant"):
+        robust_encoder(ws2, "EGAN-X")

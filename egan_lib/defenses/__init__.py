@@ -8,6 +8,7 @@
     PixelDefend   Song et al. 2018: autoregressive purification under a PixelCNN         pixelcnn.py, pixeldefend.py
     Defense-GAN   Samangouei et al. 2018: project x onto G's range, R restarts            defensegan.py
     (EGAN+DGAN-k  the hybrid: k Defense-GAN steps from z = E(x); not one of the paper's)  hybrid.py
+    (EGAN-R, EGAN-RC  EGAN with an adversarially fine-tuned encoder; chapter 08)          robust_egan.py
 
 Each method module holds its network, its trainer, its ``Defense`` and its load-or-train recipe
 (registered with ``@register``); ``get_defenses(ws, names)`` builds them from a Workspace in the
@@ -17,7 +18,7 @@ of the function that makes them, so the chapter can quote them.
 """
 from __future__ import annotations
 
-from . import apegan, autoencoder, defensegan, dncnn, egan, pixeldefend  # noqa: F401  (registers them)
+from . import apegan, autoencoder, defensegan, dncnn, egan, pixeldefend, robust_egan  # noqa: F401  (registers them)
 from .apegan import APEGANDefense, APEGANDiscriminator, APEGANGenerator, get_apegan, train_apegan
 from .autoencoder import AutoEncoderDefense, ConvAutoEncoder, get_autoencoder, train_autoencoder
 from .base import REGISTRY, Defense, DenoiserDefense, Method, Original, register
@@ -29,8 +30,10 @@ from .hybrid import HybridDefense
 from .pixelcnn import MaskedConv2d, PixelCNN, bits_per_dim, pixelcnn_nll, train_pixelcnn
 from .pixeldefend import PIXELDEFEND_EPS, PixelDefend, get_pixelcnn, pixeldefend_batch
 
-#: Every registered method, in the order of the paper's tables and figures.
-ALL_DEFENSES = tuple(sorted(REGISTRY, key=lambda k: REGISTRY[k].order))
+#: The paper's methods, in the order of its tables and figures (chapters 05-07).
+ALL_DEFENSES = tuple(sorted((k for k in REGISTRY if REGISTRY[k].paper), key=lambda k: REGISTRY[k].order))
+#: The registered methods beyond the paper (chapter 08's robust EGAN variants).
+BEYOND_PAPER = tuple(sorted((k for k in REGISTRY if not REGISTRY[k].paper), key=lambda k: REGISTRY[k].order))
 #: The methods evaluated on the profile's smaller ``expensive_n_test`` (their purification is slow).
 EXPENSIVE = tuple(k for k in ALL_DEFENSES if REGISTRY[k].expensive)
 
@@ -46,12 +49,13 @@ def get_defenses(ws, names=ALL_DEFENSES) -> dict:
     try:
         names = list(names)
     except TypeError as e:
-        raise TypeError(f"names: expected a list of names out of {ALL_DEFENSES}, got {type(names).__name__}") from e
+        raise TypeError(f"names: expected a list of names out of {ALL_DEFENSES + BEYOND_PAPER}, got "
+                        f"{type(names).__name__}") from e
     if not names:
         raise ValueError(f"names: expected at least one of {ALL_DEFENSES}")
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise ValueError(f"names: unknown defense(s) {unknown}; choose from {ALL_DEFENSES}")
+        raise ValueError(f"names: unknown defense(s) {unknown}; choose from {ALL_DEFENSES + BEYOND_PAPER}")
     if len(set(names)) != len(names):
         raise ValueError(f"names: duplicates in {names}")
     out: dict = {}
@@ -62,7 +66,7 @@ def get_defenses(ws, names=ALL_DEFENSES) -> dict:
     return out
 
 
-__all__ = ["ALL_DEFENSES", "EXPENSIVE", "REGISTRY", "Method", "register", "get_defenses",
+__all__ = ["ALL_DEFENSES", "BEYOND_PAPER", "EXPENSIVE", "REGISTRY", "Method", "register", "get_defenses",
            "Defense", "DenoiserDefense", "Original", "EGAN", "reconstruct", "HybridDefense",
            "DnCNN", "DnCNNDefense", "train_dncnn", "get_dncnn", "DNCNN_SIGMA_MAX",
            "ConvAutoEncoder", "AutoEncoderDefense", "train_autoencoder", "get_autoencoder",

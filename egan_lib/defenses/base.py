@@ -35,24 +35,26 @@ __all__ = ["Defense", "DenoiserDefense", "Original", "Method", "REGISTRY", "regi
 @dataclass(frozen=True)
 class Method:
     """A registered method: its display name, where it sorts in tables and figures, whether it is
-    expensive (evaluated on the profile's smaller ``expensive_n_test``), and its recipe
-    ``build(ws) -> Defense`` (load-or-train of every network it needs, from a Workspace)."""
+    expensive (evaluated on the profile's smaller ``expensive_n_test``), its recipe
+    ``build(ws) -> Defense`` (load-or-train of every network it needs, from a Workspace), and whether it
+    is one of the paper's methods (the others, such as chapter 08's robust EGAN, are not in chapter 06)."""
     name: str
     order: int
     expensive: bool
     build: Callable
+    paper: bool = True
 
 
 #: name -> Method, filled by the ``@register`` decorators of the method modules.
 REGISTRY: dict[str, Method] = {}
 
 
-def register(name: str, *, order: int, expensive: bool = False):
+def register(name: str, *, order: int, expensive: bool = False, paper: bool = True):
     """Decorator of a method module's recipe ``build(ws) -> Defense``: adds it to ``REGISTRY``."""
     def deco(build):
         if name in REGISTRY:
             raise ValueError(f"defense {name!r} is registered twice")
-        REGISTRY[name] = Method(name, int(order), bool(expensive), build)
+        REGISTRY[name] = Method(name, int(order), bool(expensive), build, bool(paper))
         return build
     return deco
 
