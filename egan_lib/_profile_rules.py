@@ -12,7 +12,7 @@ MNIST_TEST_SIZE = 10_000
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MIN_ZERO = {"enc_same_blocks", "clf_shift", "pixelcnn_layers"}     # may be 0
-_MAX = {"n_test": MNIST_TEST_SIZE, "pixelcnn_test_size": MNIST_TEST_SIZE, "campaign_n": MNIST_TEST_SIZE,
+_MAX = {"n_test": MNIST_TEST_SIZE, "robust_study_n": MNIST_TEST_SIZE, "pixelcnn_test_size": MNIST_TEST_SIZE, "campaign_n": MNIST_TEST_SIZE,
         "pixeldefend_n": MNIST_TEST_SIZE,
         "expensive_n_test": MNIST_TEST_SIZE, "dgan_n": MNIST_TEST_SIZE,
         "train_size": MNIST_TRAIN_SIZE, "enc_valid_blocks": 13}
@@ -23,8 +23,9 @@ _RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixel
 _FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps", "robust_eps",
               "robust_clean_fraction"}
 _FLAGS = {"bf16", "channels_last", "enc_train_bf16", "campaign_in_book"}
-_ATTACK_SPECS = {"autoattack", "restarts_attack"}
-_EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps", "restarts_eps"}
+_ATTACK_SPECS = {"autoattack", "restarts_attack", "robust_study_attack"}
+_EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps", "restarts_eps", "robust_study_train_eps",
+               "robust_study_eps"}
 _SCHEDULES = ("cosine", "wsd")
 
 
@@ -101,6 +102,20 @@ def check_field(name: str, value) -> None:
         steps = [check_positive_int(k, f"hybrid_steps[{i}]") for i, k in enumerate(value)]
         if any(b <= a for a, b in zip(steps, steps[1:])):
             raise ValueError(f"hybrid_steps: expected increasing, distinct step counts, got {steps}")
+    elif name == "robust_study_objectives":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value or \
+                any(v not in ("reconstruction", "latent") for v in value):
+            raise ValueError(f"robust_study_objectives: expected a tuple out of 'reconstruction', 'latent', got {value!r}")
+    elif name == "robust_study_clean":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"robust_study_clean: expected a non-empty tuple of fractions, got {value!r}")
+        for i, v in enumerate(value):
+            check_fraction(v, f"robust_study_clean[{i}]")
+    elif name == "robust_study_inner":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"robust_study_inner: expected a non-empty tuple of step counts, got {value!r}")
+        for i, v in enumerate(value):
+            check_positive_int(v, f"robust_study_inner[{i}]")
     elif name == "robust_objective":
         if value not in ("reconstruction", "latent"):
             raise ValueError(f"robust_objective: expected 'reconstruction' or 'latent' (the label-free inner "

@@ -139,6 +139,15 @@ class Profile:
     robust_schedule: str = "wsd"
     robust_latents: int = 60_000           # EGAN-R trains on G(z) of this many latents (EGAN-RC on real digits)
     robust_ce_weight: float = 1.0          # EGAN-RC: weight of the classifier's loss in the outer loss
+    # the study behind those choices (egan_lib.studies.robust_choices): one knob at a time, short fine-tunes
+    robust_study_train_eps: tuple = (0.1, 0.2, 0.3)
+    robust_study_inner: tuple = (1, 3, 5)
+    robust_study_clean: tuple = (0.0, 0.5)
+    robust_study_objectives: tuple = ("reconstruction", "latent")
+    robust_study_image_steps: int = 19_200   # 300 steps of 64 per candidate
+    robust_study_n: int = 200
+    robust_study_attack: str = "pgd:ce:20x1"
+    robust_study_eps: tuple = (0.1, 0.2, 0.3)
     campaign_in_book: bool = True          # chapter 07 computes missing pieces (False: hours; it lists them)
     extra: dict = field(default_factory=dict)
 
@@ -205,6 +214,9 @@ PROFILES: dict[str, Profile] = {
         pixeldefend_n=2, pixeldefend_attacks=("pgd:ce:2x1",),
         autoattack_eps=(), steps_curve=(2, 4, 8), steps_curve_eps=0.3, restarts_attack="pgd:ce:4x3",
         restarts_eps=(0.1,), robust_inner_steps=2, robust_image_steps=256, robust_latents=512,
+        robust_study_train_eps=(0.3,), robust_study_inner=(1,), robust_study_clean=(0.5,),
+        robust_study_objectives=("reconstruction",), robust_study_image_steps=64, robust_study_n=8,
+        robust_study_attack="pgd:ce:2x1",
         dgan_n=4, dgan_eps=(0.3,), dgan_attacks=("eot2:pgd:ce:3x2",), dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),
     "cpu": Profile(
@@ -230,7 +242,7 @@ PROFILES: dict[str, Profile] = {
         # 2.8x faster than fp32 on 2 EPYC cores with native bf16; x_adv is judged by the deployed fp32 defense.
         # On an AVX2-only CPU bf16 is emulated: the stored pieces are reused there, recomputing them is slow
         campaign_attacks=("pgd:ce:100x5:bf16", "pgd:cw:100x5:bf16"), autoattack="autoattack:bf16",
-        autoattack_eps=(0.2, 0.3), restarts_attack="pgd:ce:100x10:bf16",
+        autoattack_eps=(0.2, 0.3), restarts_attack="pgd:ce:100x10:bf16", robust_study_attack="pgd:ce:20x1:bf16",
         dgan_attacks=("eot2:pgd:ce:100x2:bf16", "eot4:pgd:ce:100x1:bf16"), campaign_in_book=False,
     ),
     "paper": Profile(

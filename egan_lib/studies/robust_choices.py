@@ -1,0 +1,175 @@
+"""How to train the robust encoder: the study behind the profile's ``robust_*`` choices (chapter 08).
+
+Label-free adversarial training of E has four knobs the issue leaves to measurement: the training
+eps of the inner PGD, its number of steps, the share of each batch left clean, and the inner
+objective (reconstruction error or latent distance). The study varies one at a time around the
+profile's choice. Each candidate is a short fine-tune of the converged E (``robust_study_image_steps``,
+the same for all, from the same E, with the same seed), then EGAN with that encoder is measured on the
+first ``robust_study_n`` test images: clean accuracy, and accuracy under white-box PGD through
+C(G(E(x))) (``robust_study_attack``) at each eps of ``robust_study_eps``.
+
+Each candidate is one stored piece (``egan_lib.eval.store``) under
+``<results>/evaluations/mnist-<profile>-robust-study/``; its short-trained encoder is checkpointed in the
+artifacts (resumable), so a stopped study resumes where it stopped.
+
+Rule (``best``): the candidate with the highest mean white-box accuracy over the eps, among those whose
+clean accuracy is within ``clean_tolerance`` (2 points) of the best clean accuracy of the study; ties go
+to the cheaper training (fewer inner steps). Run:
+
+    python -m egan_lib.studies.robust_choices --profile cpu --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from pathlib import Path
+
+from ..attack_spec import parse_attack
+from ..checkpoints import model_sha256
+
+KNOBS = ("eps", "inner_steps", "clean_fraction", "objective")
+
+
+def candidates(profile) -> list:
+    """The profile's choice, then one knob at a time changed to each value of its list in the profile
+    (``robust_study_train_eps``, ``robust_study_inner``, ``robust_study_clean``, ``robust_study_objectives``)."""
+    p = profile
+    base = {"eps": p.robust_eps, "inner_steps": p.robust_inner_steps, "clean_fraction": p.robust_clean_fraction,
+            "objective": p.robust_objective}
+    out = [dict(base)]
+    for knob, values in (("eps", p.robust_study_train_eps), ("inner_steps", p.robust_study_inner),
+                         ("clean_fraction", p.robust_study_clean), ("objective", p.robust_study_objectives)):
+        for v in values:
+            c = {**base, knob: v}
+            if c not in out:
+                out.append(c)
+    return out
+
+
+def label(c: dict) -> str:
+    return f"{c['objective']}, eps {c['eps']:g}, {c['inner_steps']} steps, {c['clean_fraction']:g} clean"
+
+
+def _slug(c: dict) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{c['objective']}_eps{c['eps']:g}_k{c['inner_steps']}_"
+                                           f"clean{c['clean_fraction']:g}")
+
+
+def study_dir(results_dir, profile_name: str) -> Path:
+    return Path(results_dir) / "evaluations" / f"mnist-{profile_name}-robust-study"
+
+
+def run(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = False, log=print,
+        missing: list | None = None) -> list:
+    """[(candidate, result, info)] for every candidate (computed, or reused when stored with the same
+    settings). ``compute_missing=False``: a candidate not stored is skipped and its label appended to
+    ``missing`` (a chapter that must not start an hour of training)."""
+    from ..defenses.egan import EGAN
+    from ..eval.adaptive import whitebox_accuracy
+    from ..eval.stats import accuracy_ci
+    from ..eval.store import load_or_evaluate, tensor_sha256
+    from ..robust import train_robust_encoder
+    from ..attacks import predict
+    p = ws.profile
+    G, _ = ws.generator()
+    E0, _ = ws.encoder()
+    C, _ = ws.classifier()
+    x, y = ws.test_set()
+    n = min(p.robust_study_n, len(y))
+    x, y = x[:n], y[:n]
+    atk = parse_attack(p.robust_study_attack)
+    out = []
+    for c in candidates(p):
+        settings = {"study": "robust_choices", **c, "image_steps": p.robust_study_image_steps,
+                    "batch": p.robust_batch, "lr": p.robust_lr, "schedule": p.robust_schedule,
+                    "n_latents": p.robust_latents, "bf16": p.enc_train_bf16, "seed": ws.seed,
+                    "encoder_sha256": model_sha256(E0), "generator_sha256": model_sha256(G),
+                    "classifier_sha256": model_sha256(C), "data_sha256": tensor_sha256(x, y), "n": n,
+                    "attack": atk.settings(), "attack_eps": list(p.robust_study_eps)}
+        path = study_dir(results_dir, p.name) / f"{_slug(c)}.pt"
+
+        def compute(c=c, path=path):
+            if not compute_missing:
+                raise FileNotFoundError(f"{path}: not computed; python -m egan_lib.studies.robust_choices "
+                                        f"--profile {p.name}")
+            E = copy.deepcopy(E0)
+            state = ws.checkpoint_dir / "robust_study" / f"{_slug(c)}.partial.pt"
+            state.parent.mkdir(parents=True, exist_ok=True)
+            hist = train_robust_encoder(E, G, eps=c["eps"], image_steps=p.robust_study_image_steps,
+                                        inner_steps=c["inner_steps"], objective=c["objective"],
+                                        clean_fraction=c["clean_fraction"], n_latents=p.robust_latents,
+                                        batch_size=p.robust_batch, lr=p.robust_lr, schedule=p.robust_schedule,
+                                        seed=ws.seed, device=ws.device, bf16=p.enc_train_bf16,
+                                        progress=ws.progress, resume=state)
+            d = EGAN(E, G, device=ws.device)
+            d.batch_size = p.eval_batch
+            clean = predict(C, d.purify(x), batch_size=p.eval_batch, device=ws.device).cpu() == y.cpu()
+            wb = whitebox_accuracy(d, C, x, y, list(p.robust_study_eps), seed=ws.seed, batch_size=p.campaign_batch,
+                                   **atk.kwargs)
+            return {"clean_correct": clean, "clean": accuracy_ci(clean)[:2],
+                    "whitebox": {e: wb["accuracy"][e] for e in wb["accuracy"]}, "ci95": wb["ci95"], "n": n,
+                    "train_seconds": hist["seconds"], "loss": hist["loss"], "loss_step": hist["step"]}
+        try:
+            r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate, to_state=lambda r: r,
+                                       from_state=lambda s: s, log=log)
+        except FileNotFoundError:
+            if compute_missing or missing is None:
+                raise
+            missing.append(label(c))
+            continue
+        log(f"[robust study] {label(c)}: clean {100 * r['clean'][0]:.1f}%, white-box "
+            + ", ".join(f"eps {e:g} {100 * a:.1f}%" for e, a in sorted(r["whitebox"].items()))
+            + f" (n = {n}; trained {r['train_seconds'] / 60:.1f} min; {info['status']})")
+        out.append((c, r, info))
+    return out
+
+
+def best(rows: list, clean_tolerance: float = 0.02):
+    """The rule of the module docstring: (candidate, result) or None when there are no rows."""
+    if not rows:
+        return None
+    top_clean = max(r["clean"][0] for _, r, _ in rows)
+    ok = [(c, r) for c, r, _ in rows if r["clean"][0] >= top_clean - clean_tolerance]
+    return max(ok, key=lambda cr: (sum(cr[1]["whitebox"].values()) / len(cr[1]["whitebox"]), -cr[0]["inner_steps"]))
+
+
+def markdown(rows: list) -> str:
+    """One row per candidate: the knobs, clean accuracy and white-box accuracy per eps with 95% intervals."""
+    if not rows:
+        return "No candidate of the robust-encoder study is stored yet."
+    eps = sorted(rows[0][1]["whitebox"])
+    head = "| objective | train eps | inner steps | clean share | clean (%) | " + \
+        " | ".join(f"white-box eps {e:g} (%)" for e in eps) + " | training (min) |"
+    lines = [head, "|" + "---|" * (6 + len(eps))]
+    for c, r, _ in rows:
+        cells = [f"{100 * r['whitebox'][e]:.1f} [{100 * r['ci95'][e][0]:.1f}, {100 * r['ci95'][e][1]:.1f}]" for e in eps]
+        lines.append(f"| {c['objective']} | {c['eps']:g} | {c['inner_steps']} | {c['clean_fraction']:g} | "
+                     f"{100 * r['clean'][0]:.1f} [{100 * r['clean'][1][0]:.1f}, {100 * r['clean'][1][1]:.1f}] | "
+                     + " | ".join(cells) + f" | {r['train_seconds'] / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--artifacts", default="artifacts")
+    ap.add_argument("--results-dir", default="book/results")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--reevaluate", action="store_true")
+    a = ap.parse_args(argv)
+    from .. import setup
+    ws = setup(a.profile, a.seed, a.device, None, a.artifacts, progress=False, threads=a.threads)
+    rows = run(ws, a.results_dir, reevaluate=a.reevaluate)
+    print(markdown(rows))
+    b = best(rows)
+    if b is not None:
+        print(f"best by the rule: {label(b[0])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
