@@ -4,6 +4,8 @@
     pgd:cw:100x5          the same on Carlini & Wagner's margin loss
     autoattack            standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square), from torchattacks
     eot4:pgd:ce:100x1     PGD on the expectation over 4 draws of a randomised defense (EOT)
+    latent:100x5          the latent-path attack on EGAN-like defenses: PGD on ||E(x + δ) - E(x)||²,
+                          100 steps, 5 restarts, the deployed pipeline judging each restart
     ...:bf16              the attacker's fast arithmetic (bf16 autocast, BatchNorm folded, channels_last)
     ...:m2                PGD stops an image only once its logit margin exceeds 2 (default 0; 1 under bf16)
 
@@ -14,7 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ATTACK_RE = re.compile(r"^(?:eot(?P<eot>\d+):)?(?:(?P<aa>autoattack)|pgd:(?P<loss>ce|cw):(?P<steps>\d+)x(?P<restarts>\d+))"
+_ATTACK_RE = re.compile(r"^(?:eot(?P<eot>\d+):)?(?:(?P<aa>autoattack)|pgd:(?P<loss>ce|cw):(?P<steps>\d+)x(?P<restarts>\d+)"
+                        r"|latent:(?P<lsteps>\d+)x(?P<lrestarts>\d+))"
                         r"(?P<bf16>:bf16)?(?::m(?P<margin>\d+(?:\.\d+)?))?$")
 
 
@@ -33,8 +36,9 @@ def parse_attack(spec: str) -> Attack:
     """Parse an attack spec (see the module docstring); raises ValueError naming the spec."""
     m = _ATTACK_RE.match(spec.strip()) if isinstance(spec, str) else None
     if not m:
-        raise ValueError(f"attack spec {spec!r}: expected pgd:ce:STEPSxRESTARTS, pgd:cw:STEPSxRESTARTS or "
-                         "autoattack, optionally prefixed eotK: and suffixed :bf16 and :mMARGIN")
+        raise ValueError(f"attack spec {spec!r}: expected pgd:ce:STEPSxRESTARTS, pgd:cw:STEPSxRESTARTS, "
+                         "latent:STEPSxRESTARTS or autoattack, optionally prefixed eotK: and suffixed :bf16 and "
+                         ":mMARGIN")
     kw = {"eot_samples": int(m["eot"] or 1)}
     if kw["eot_samples"] < 1:
         raise ValueError(f"attack spec {spec!r}: eot needs at least 1 sample")
@@ -44,6 +48,13 @@ def parse_attack(spec: str) -> Attack:
         if m["margin"]:
             raise ValueError(f"attack spec {spec!r}: a stopping margin (:m) applies to PGD only")
         kw["attack"] = "autoattack"
+    elif m["lsteps"]:
+        if m["margin"] or kw["eot_samples"] > 1:
+            raise ValueError(f"attack spec {spec!r}: the latent-path attack takes no stopping margin and no EOT")
+        steps, restarts = int(m["lsteps"]), int(m["lrestarts"])
+        if steps < 1 or restarts < 1:
+            raise ValueError(f"attack spec {spec!r}: steps and restarts must be >= 1")
+        kw.update(attack="latent", steps=steps, restarts=restarts)
     else:
         steps, restarts = int(m["steps"]), int(m["restarts"])
         if steps < 1 or restarts < 1:

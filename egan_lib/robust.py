@@ -6,7 +6,8 @@ door the way Madry et al. close it for a classifier: a min-max problem
 
     min_E  E_x [ max_{||δ||_inf <= eps}  ℓ(E, x, δ) ],
 
-with the inner maximisation done by a few PGD steps (``encoder_attack``) and the outer minimisation
+with the inner maximisation done by a few PGD steps (``egan_lib.attacks.latent.encoder_attack``) and the
+outer minimisation
 by Adam on E. The inner objective decides what E must resist:
 
 * ``reconstruction`` (label-free): ||G(E(x + δ)) - x||² — the perturbation that spoils the purified image most;
@@ -32,73 +33,13 @@ from torch import nn
 from ._validate import (check_eps, check_fraction, check_images, check_labels, check_module, check_positive_float,
                         check_positive_int, check_seed)
 from .config import device as pick_device
-from .torch_utils import EvalMode, autocast_bf16, plain
+from .torch_utils import autocast_bf16
 from ._atomic import atomic_write
 from .checkpoints import state_sha256
+from .attacks.latent import OBJECTIVES, check_objective, encoder_attack  # noqa: F401  (re-exported)
 from .training import SCHEDULES, generate, learning_rate, log_line, progress_bar, reconstruction_loss, seeded_generator
 
-OBJECTIVES = ("reconstruction", "latent", "classifier")
 _STATE_FORMAT = 1           # the resumable training state's layout
-
-
-def _check_objective(objective: str, classifier, y) -> None:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
-    if objective == "classifier":
-        if classifier is None or y is None:
-            raise ValueError("objective 'classifier': needs the classifier and the labels")
-        check_module(classifier, "classifier")
-
-
-def _inner_loss(E, G, xa, x, objective, classifier, y, z_clean, bf16):
-    with autocast_bf16(xa.device, bf16):
-        z = E(xa)
-    z = z.float()
-    if objective == "latent":
-        return (z - z_clean).pow(2).sum(1)
-    xr = G(z)
-    if objective == "reconstruction":
-        return (xr - x).flatten(1).pow(2).sum(1)
-    return F.nll_loss(classifier(xr), y, reduction="none")
-
-
-def encoder_attack(encoder: nn.Module, generator: nn.Module, x: torch.Tensor, eps: float, *, steps: int = 5,
-                   step_size: float | None = None, objective: str = "reconstruction", classifier=None, y=None,
-                   random_start: bool = True, generator_rng: torch.Generator | None = None,
-                   bf16: bool = False) -> torch.Tensor:
-    """x + δ with ||δ||_inf <= eps (and x + δ in [0, 1]) maximising the per-image ``objective`` by PGD
-    (signed gradient steps of ``step_size``, default 2.5 eps / steps, from a uniform random start).
-    E, G (and C) are used in eval mode and are not changed. Also an attack on its own: with
-    ``objective="latent"`` it is the attack on the latent path of chapter 08."""
-    check_module(encoder, "encoder"); check_module(generator, "generator")
-    x = plain(check_images(x, "x"))
-    eps = check_eps(eps, "eps")
-    steps = check_positive_int(steps, "steps")
-    _check_objective(objective, classifier, y)
-    if y is not None:
-        y = check_labels(y, n=x.shape[0], name="y")
-    alpha = 2.5 * eps / steps if step_size is None else check_positive_float(step_size, "step_size")
-    if eps == 0:
-        return x.clone()
-    dev = x.device
-    lo, hi = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
-    if random_start:
-        u = torch.rand(x.shape, generator=generator_rng, device="cpu").to(dev)
-        xa = torch.minimum(torch.maximum(x + eps * (2 * u - 1), lo), hi)
-    else:
-        xa = x.clone()
-    with EvalMode(encoder, generator, classifier):
-        z_clean = None
-        if objective == "latent":
-            with torch.no_grad(), autocast_bf16(dev, bf16):
-                z_clean = encoder(x).float()
-        for _ in range(steps):
-            xa = xa.detach().requires_grad_(True)
-            with torch.enable_grad():
-                loss = _inner_loss(encoder, generator, xa, x, objective, classifier, y, z_clean, bf16).sum()
-                (g,) = torch.autograd.grad(loss, xa)
-            xa = torch.minimum(torch.maximum(xa.detach() + alpha * g.sign(), lo), hi)
-    return xa.detach()
 
 
 def _save_partial(path: Path, state: dict) -> None:
@@ -160,7 +101,7 @@ def train_robust_encoder(encoder: nn.Module, generator: nn.Module, *, eps: float
         raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
     if image_steps < batch_size:
         raise ValueError(f"image_steps: {image_steps:,} is less than one batch of {batch_size}")
-    _check_objective(objective, classifier, labels)
+    check_objective(objective, classifier, labels)
     dev = pick_device(device)
     G = generator.to(dev).eval()
     if images is None:

@@ -106,3 +106,29 @@ def test_an_interrupted_robust_training_resumes_to_the_same_weights(tiny_generat
     state.write_bytes(b"not a state")
     with pytest.raises(ValueError, match="not a readable training state"):
         train_robust_encoder(copy.deepcopy(tiny_encoder), G, resume=state, **kw)
+
+
+def test_the_latent_path_attack_is_judged_by_the_deployed_pipeline(tiny_generator, tiny_encoder):
+    from egan_lib.attack_spec import parse_attack
+    from egan_lib.attacks.latent import latent_path_attack
+    from egan_lib.defenses import EGAN, Original
+    from egan_lib.eval.adaptive import whitebox_accuracy
+    G, E = tiny_generator, tiny_encoder.eval()
+    C = LinearClassifier().eval()
+    x = generate(G, 12, seed=3)
+    d = EGAN(E, G)
+    with torch.no_grad():
+        y = C(d.purify(x)).argmax(1)                 # every image right when clean
+    xa, det = latent_path_attack(d, C, x, y, 0.3, steps=3, restarts=2, seed=1)
+    assert (xa - x).abs().max() <= 0.3 + 1e-6 and det["fooled_after_restart"].shape == (2, 12)
+    with torch.no_grad():
+        wrong = C(d.purify(xa)).argmax(1) != y
+    assert torch.equal(wrong[det["fooled"]], torch.ones(int(det["fooled"].sum()), dtype=torch.bool))
+    r = whitebox_accuracy(d, C, x, y, [0.3], **parse_attack("latent:3x2").kwargs)
+    assert r["threat_model"] == "adaptive-latent" and r["attack"]["loss"] == "latent distance"
+    assert r["correct_after_restart"][0.3].shape == (2, 12)
+    with pytest.raises(TypeError, match="encoder and a generator"):
+        latent_path_attack(Original(), C, x, y, 0.3)
+    for bad in ("latent:0x1", "eot2:latent:3x1", "latent:3x1:m1"):
+        with pytest.raises(ValueError):
+            parse_attack(bad)

@@ -20,6 +20,7 @@ THREAT_OBLIVIOUS_PGD = "oblivious-pgd"     # the same with PGD
 THREAT_ADAPTIVE_PGD = "adaptive-pgd"       # white-box PGD through C(purify(x)) with exact gradients
 THREAT_ADAPTIVE_BPDA = "adaptive-bpda"     # the same through a non-differentiable purifier, with BPDA
 THREAT_ON_MANIFOLD = "on-manifold"         # a latent search for G(z) within the eps ball that C gets wrong
+THREAT_ADAPTIVE_LATENT = "adaptive-latent"  # PGD on ||E(x + δ) - E(x)||, judged through C(G(E(x_adv)))
 THREAT_MODELS = (THREAT_OBLIVIOUS, THREAT_ADAPTIVE_PGD, THREAT_ADAPTIVE_BPDA, THREAT_ON_MANIFOLD)
 LOSSES = ("ce", "cw")
 

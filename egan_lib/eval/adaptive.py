@@ -23,11 +23,12 @@ import torch
 
 from .._validate import (check_callable, check_eps, check_eps_list, check_images, check_labels,
                          check_positive_float, check_positive_int)
-from ..attacks.base import THREAT_OBLIVIOUS_PGD, check_defense, predict, purify_batched
+from ..attacks.base import THREAT_ADAPTIVE_LATENT, THREAT_OBLIVIOUS_PGD, check_defense, predict, purify_batched
 from ..attacks.autoattack import STANDARD as AUTOATTACK_STANDARD, VERSION as AUTOATTACK_VERSION, autoattack
 from ..attacks.bpda import through
 from ..attacks.eot import eot
 from ..attacks.fgsm import fgsm_through
+from ..attacks.latent import latent_path_attack
 from ..attacks.pgd import pgd
 from ..torch_utils import plain
 from .stats import accuracy_summary
@@ -45,7 +46,8 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     ("adaptive-pgd"; EGAN: through C(G(E(x)))), BPDA for a non-differentiable one ("adaptive-bpda").
     ``attack``: "pgd" (Madry et al. 2018; ``steps``, ``restarts``, ``step_size``), "fgsm"
     ("adaptive-fgsm" / "adaptive-bpda-fgsm") or "autoattack" (standard AutoAttack from torchattacks on the
-    same attacked function). ``eot_samples`` > 1 (a randomised defense with ``reseeded(seed)``, e.g.
+    same attacked function) or "latent" (the latent-path attack on an EGAN-like defense:
+    ``egan_lib.attacks.latent``). ``eot_samples`` > 1 (a randomised defense with ``reseeded(seed)``, e.g.
     Defense-GAN's random restarts): the attack follows the expected prediction over that many draws of
     the defense's randomness (EOT); the deployed defense is then evaluated with its own draw.
     The result also holds ``correct``: {eps: per-image outcomes}, for the worst case over attacks.
@@ -71,8 +73,8 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     y = plain(check_labels(y, n=x.shape[0]))
     x = plain(x)
     eps_values = check_eps_list(eps_values, sorted_unique=False)
-    if attack not in ("pgd", "fgsm", "autoattack"):
-        raise ValueError(f"attack: expected 'pgd', 'fgsm' or 'autoattack', got {attack!r}")
+    if attack not in ("pgd", "fgsm", "autoattack", "latent"):
+        raise ValueError(f"attack: expected 'pgd', 'fgsm', 'autoattack' or 'latent', got {attack!r}")
     batch_size = check_positive_int(batch_size, "batch_size")
     eot_samples = check_positive_int(eot_samples, "eot_samples")
     if not isinstance(attack_bf16, bool):
@@ -93,7 +95,7 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
         base = int(getattr(att, "seed", 0)) + 1_000_003
         fn = eot(lambda k: through(att.reseeded(base + k), classifier, bpda=bpda, bf16=attack_bf16),
                  eot_samples)
-    tm = {"pgd": fn.threat_model, "autoattack": fn.threat_model,
+    tm = {"pgd": fn.threat_model, "autoattack": fn.threat_model, "latent": THREAT_ADAPTIVE_LATENT,
           "fgsm": "adaptive-bpda-fgsm" if fn.uses_bpda else "adaptive-fgsm"}[attack]
     correct, adv, by_restart, disagree = {}, {}, {}, {}
     from tqdm.auto import tqdm
@@ -109,6 +111,11 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
             fooled = det["fooled"]
         elif attack == "autoattack":
             xa = autoattack(fn, x, y, e, seed=seed, batch_size=batch_size, device=device)
+        elif attack == "latent":
+            xa, det = latent_path_attack(att, classifier, x, y, e, steps=steps, restarts=restarts, seed=seed,
+                                         batch_size=batch_size, bf16=attack_bf16, device=device)
+            det["attacker_disagrees"] = torch.zeros_like(det["fooled"])
+            fooled = det["fooled"]
         else:
             xa = fgsm_through(fn, x, y, e, batch_size=batch_size, device=device, loss=loss)
         pred = predict(classifier, purify_batched(defense, xa, batch_size), batch_size=batch_size, device=device)
@@ -122,7 +129,7 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
             disagree[e] = int(det["attacker_disagrees"].sum())
         if return_adv:
             adv[e] = xa
-    params = {"attack": attack, "loss": loss if attack != "autoattack" else "standard ensemble",
+    params = {"attack": attack, "loss": {"autoattack": "standard ensemble", "latent": "latent distance"}.get(attack, loss),
               "bpda": fn.uses_bpda, "batch_size": batch_size, "eot_samples": eot_samples,
               "attack_precision": "bf16 autocast, BatchNorm folded, channels_last" if attack_bf16 else "fp32"}
     if attacker is not None:
@@ -131,6 +138,9 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
     if attack == "autoattack":
         params.update(version="standard", library="torchattacks " + AUTOATTACK_VERSION, seed=seed,
                       components={k: dict(v) for k, v in AUTOATTACK_STANDARD.items()})
+    if attack == "latent":
+        params.update(steps=steps, restarts=restarts, seed=seed, step_size="2.5*eps/steps",
+                      restart_verdict="deployed pipeline, after each restart")
     if attack == "pgd":
         params.update(steps=steps, restarts=restarts, random_start=random_start, seed=seed,
                       confidence=confidence if confidence != float("inf") else "none (every step is run)",

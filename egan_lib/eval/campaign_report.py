@@ -34,6 +34,8 @@ def _attack_cells(r: dict) -> tuple[str, str, str]:
         what = ("APGD-CE, APGD-T, FAB-T ({} iterations), Square ({} queries)".format(
             comp.get("apgd-ce", {}).get("steps", "?"), comp.get("square", {}).get("n_queries", "?")))
         return "AutoAttack (standard)", what, "-"
+    if a["attack"] == "latent":
+        return "latent path", f"{a['steps']} steps x {a['restarts']} restarts on ‖E(x + δ) - E(x)‖², step {a['step_size']}", "-"
     loss = {"ce": "cross-entropy", "cw": "CW margin"}[a["loss"]]
     step = a["step_size"] if isinstance(a["step_size"], str) else f"{a['step_size']:g}"
     eot = f", EOT {a['eot_samples']}" if a.get("eot_samples", 1) > 1 else ""
