@@ -66,6 +66,16 @@ def rows(res: dict, profile, *, oblivious: dict | None = None, references=(), de
     rows.append(("Use diverse attacks, not near-duplicates", "PGD on cross-entropy and on the CW margin"
                  + ("; AutoAttack (APGD-CE, targeted APGD-T, FAB-T, Square)" if has_aa else ""),
                  "pass" if has_aa else "partly", ", ".join(labels)))
+    aa_labels = [lab for lab in w["per_attack"] if lab.startswith("autoattack")]
+    if aa_labels:
+        gaps = [(e, w["decisive"][e].get(lab, 0)) for e in es for lab in aa_labels if e in w["per_attack"][lab]]
+        not_run = [e for e in es if not any(e in w["per_attack"][lab] for lab in aa_labels)]
+        allowed = tolerance_points / 100 * w["n"]
+        rows.append(("An independent attack finds nothing more", "AutoAttack beside our PGD attacks, image by image",
+                     "pass" if all(k <= allowed for _, k in gaps) and not not_run else "open",
+                     ", ".join(f"eps {e:g}: {k} of {w['n']} images only AutoAttack broke" for e, k in gaps)
+                     + (f"; AutoAttack not run at eps {', '.join(f'{e:g}' for e in not_run)}: read those numbers "
+                        "as upper bounds" if not_run else "")))
     rows.append(("Try a gradient-free attack", "Square (5,000 queries) inside AutoAttack" if has_aa else "none",
                  "partly" if has_aa else "open",
                  "Square only ran on the images the gradient attacks before it left (AutoAttack's cascade)"
