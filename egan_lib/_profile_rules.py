@@ -22,7 +22,7 @@ _RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixel
           "robust_ce_weight"}
 _FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps", "robust_eps",
               "robust_clean_fraction"}
-_FLAGS = {"bf16", "channels_last", "enc_train_bf16", "campaign_in_book"}
+_FLAGS = {"bf16", "channels_last", "enc_train_bf16", "robust_bf16", "campaign_in_book"}
 _ATTACK_SPECS = {"autoattack", "restarts_attack", "robust_study_attack"}
 _EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps", "restarts_eps", "robust_study_train_eps",
                "robust_study_eps"}

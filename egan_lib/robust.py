@@ -36,6 +36,7 @@ from .config import device as pick_device
 from .torch_utils import autocast_bf16
 from ._atomic import atomic_write
 from .checkpoints import state_sha256
+from .attacks.fast import fold_batchnorm
 from .attacks.latent import OBJECTIVES, check_objective, encoder_attack  # noqa: F401  (re-exported)
 from .training import SCHEDULES, generate, learning_rate, log_line, progress_bar, reconstruction_loss, seeded_generator
 
@@ -77,8 +78,8 @@ def train_robust_encoder(encoder: nn.Module, generator: nn.Module, *, eps: float
     Each step: a batch of training images x (G(z) for the label-free objectives, drawn once from
     ``n_latents`` latents; ``images`` / ``labels`` when given, required for ``classifier``); the last
     (1 - clean_fraction) of the batch is perturbed by ``encoder_attack`` (``inner_steps`` PGD steps
-    within ``eps``, E in eval mode); one Adam step on the outer loss (module docstring), E in train mode,
-    at the learning rate of ``schedule`` (``egan_lib.training.learning_rate``).
+    within ``eps``, E in eval mode, BatchNorm folded); one Adam step on the outer loss (module docstring),
+    E in train mode, at the learning rate of ``schedule`` (``egan_lib.training.learning_rate``).
     Budget: ``image_steps`` (steps x batch). Every random draw depends only on (seed, step): the batch
     order on the epoch, the attack's random start on the step, so a resumed run is the same run.
 
@@ -160,7 +161,10 @@ def train_robust_encoder(encoder: nn.Module, generator: nn.Module, *, eps: float
                 xb, yb = X[idx], None if Y is None else Y[idx]
                 xa = xb.clone()
                 if n_clean < batch_size:
-                    xa[n_clean:] = encoder_attack(E, G, xb[n_clean:], eps, steps=inner_steps, objective=objective,
+                    # the inner maximisation sees E in eval mode: the same function with BatchNorm folded into
+                    # the convolutions, about 1.7x faster per PGD step on 2 CPU cores (egan_lib.attacks.fast)
+                    xa[n_clean:] = encoder_attack(fold_batchnorm(E), G, xb[n_clean:], eps, steps=inner_steps,
+                                                  objective=objective,
                                                   classifier=C, y=None if yb is None else yb[n_clean:],
                                                   generator_rng=seeded_generator(seed + 1_000_003 + step), bf16=bf16)
                 E.train()

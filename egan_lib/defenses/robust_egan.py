@@ -36,7 +36,7 @@ def robust_config(ws, variant: str, E, G, C=None) -> dict:
     cfg = {"objective": objective or p.robust_objective, "eps": p.robust_eps, "inner_steps": p.robust_inner_steps,
            "clean_fraction": p.robust_clean_fraction, "image_steps": p.robust_image_steps, "batch": p.robust_batch,
            "lr": p.robust_lr, "schedule": p.robust_schedule, "n_latents": None if uses_c else p.robust_latents,
-           "bf16": p.enc_train_bf16, "encoder_sha256": model_sha256(E), "generator_sha256": model_sha256(G)}
+           "bf16": p.robust_bf16, "encoder_sha256": model_sha256(E), "generator_sha256": model_sha256(G)}
     if uses_c:
         cfg.update(ce_weight=p.robust_ce_weight, classifier_sha256=model_sha256(C),
                    train_size=p.train_size)
@@ -62,7 +62,7 @@ def robust_encoder(ws, variant: str = "EGAN-R"):
                                     clean_fraction=p.robust_clean_fraction, images=x, labels=y,
                                     n_latents=p.robust_latents, classifier=C, ce_weight=p.robust_ce_weight,
                                     batch_size=p.robust_batch, lr=p.robust_lr, schedule=p.robust_schedule,
-                                    seed=ws.seed, device=ws.device, bf16=p.enc_train_bf16, progress=ws.progress,
+                                    seed=ws.seed, device=ws.device, bf16=p.robust_bf16, progress=ws.progress,
                                     resume=partial)
         return {"history": hist, "train_seconds": hist["seconds"]}
     E, hist = ws.trained(kind, lambda: copy.deepcopy(E0), train, **cfg)

@@ -84,7 +84,7 @@ def run(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = Fal
     for c in candidates(p):
         settings = {"study": "robust_choices", **c, "image_steps": p.robust_study_image_steps,
                     "batch": p.robust_batch, "lr": p.robust_lr, "schedule": p.robust_schedule,
-                    "n_latents": p.robust_latents, "bf16": p.enc_train_bf16, "seed": ws.seed,
+                    "n_latents": p.robust_latents, "bf16": p.robust_bf16, "seed": ws.seed,
                     "encoder_sha256": model_sha256(E0), "generator_sha256": model_sha256(G),
                     "classifier_sha256": model_sha256(C), "data_sha256": tensor_sha256(x, y), "n": n,
                     "attack": atk.settings(), "attack_eps": list(p.robust_study_eps)}
@@ -101,7 +101,7 @@ def run(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = Fal
                                         inner_steps=c["inner_steps"], objective=c["objective"],
                                         clean_fraction=c["clean_fraction"], n_latents=p.robust_latents,
                                         batch_size=p.robust_batch, lr=p.robust_lr, schedule=p.robust_schedule,
-                                        seed=ws.seed, device=ws.device, bf16=p.enc_train_bf16,
+                                        seed=ws.seed, device=ws.device, bf16=p.robust_bf16,
                                         progress=ws.progress, resume=state)
             d = EGAN(E, G, device=ws.device)
             d.batch_size = p.eval_batch
