@@ -23,9 +23,9 @@ _RATES = {"gan_lr", "enc_lr", "clf_lr", "dncnn_lr", "ae_lr", "apegan_lr", "pixel
 _FRACTIONS = {"dncnn_eps_max", "dncnn_sigma_max", "ae_noise", "apegan_train_eps", "pixeldefend_eps", "robust_eps",
               "robust_clean_fraction"}
 _FLAGS = {"bf16", "channels_last", "enc_train_bf16", "robust_bf16", "campaign_in_book"}
-_ATTACK_SPECS = {"autoattack", "restarts_attack", "robust_study_attack"}
+_ATTACK_SPECS = {"autoattack", "restarts_attack", "robust_study_attack", "robust_latent_attack"}
 _EPS_TUPLES = {"campaign_eps", "autoattack_eps", "dgan_eps", "restarts_eps", "robust_study_train_eps",
-               "robust_study_eps"}
+               "robust_study_eps", "robust_eval_eps", "robust_autoattack_eps"}
 _SCHEDULES = ("cosine", "wsd")
 
 
@@ -68,7 +68,7 @@ def check_field(name: str, value) -> None:
         off = [e for e, r in zip(eps, rounded) if abs(e - r) > 1e-9]
         if off:
             raise ValueError(f"eps_values: the grid is kept to 2 decimals, got {off}")
-    elif name in ("autoattack_eps", "restarts_eps") and value == ():
+    elif name in ("autoattack_eps", "restarts_eps", "robust_autoattack_eps") and value == ():
         return                                  # not run (AutoAttack in the smoke profile: Square's 5,000 queries)
     elif name in _EPS_TUPLES:
         eps = check_eps_list(value, name=name)
@@ -84,10 +84,10 @@ def check_field(name: str, value) -> None:
             raise ValueError(f"{name}: expected a non-empty tuple of attack specs, got {value!r}")
         for sp in specs:
             parse_attack(sp)
-    elif name == "campaign_defenses":
+    elif name in ("campaign_defenses", "robust_defenses"):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value \
                 or not all(isinstance(v, str) and v for v in value) or len(set(value)) != len(value):
-            raise ValueError(f"campaign_defenses: expected a tuple of distinct defense names, got {value!r}")
+            raise ValueError(f"{name}: expected a tuple of distinct defense names, got {value!r}")
     elif name in ("steps_curve", "dgan_attacker"):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
             raise ValueError(f"{name}: expected a non-empty tuple of integers, got {value!r}")

@@ -140,6 +140,12 @@ class Profile:
     robust_latents: int = 60_000           # EGAN-R trains on G(z) of this many latents (EGAN-RC on real digits)
     robust_ce_weight: float = 1.0          # EGAN-RC: weight of the classifier's loss in the outer loss
     robust_bf16: bool = False              # bf16 autocast in the robust training (fp32: no CPU emulates it)
+    # chapter 08's evaluation (egan_lib.eval.campaign.robust_plan): chapter 07's white-box attacks, its restarts
+    # attack and AutoAttack through the robust variants, and the latent-path attack through them and EGAN
+    robust_defenses: tuple = ("EGAN-R", "EGAN-RC")
+    robust_eval_eps: tuple = (0.1, 0.2, 0.3)
+    robust_autoattack_eps: tuple = (0.1, 0.2, 0.3)   # () : not run
+    robust_latent_attack: str = "latent:100x5"
     # the study behind those choices (egan_lib.studies.robust_choices): one knob at a time, short fine-tunes
     robust_study_train_eps: tuple = (0.1, 0.2, 0.3)
     robust_study_inner: tuple = (1, 3, 5)
@@ -217,7 +223,8 @@ PROFILES: dict[str, Profile] = {
         restarts_eps=(0.1,), robust_inner_steps=2, robust_image_steps=256, robust_latents=512,
         robust_study_train_eps=(0.3,), robust_study_inner=(1,), robust_study_clean=(0.5,),
         robust_study_objectives=("reconstruction",), robust_study_image_steps=64, robust_study_n=8,
-        robust_study_attack="pgd:ce:2x1",
+        robust_study_attack="pgd:ce:2x1", robust_latent_attack="latent:3x2", robust_eval_eps=(0.1, 0.3),
+        robust_autoattack_eps=(),
         dgan_n=4, dgan_eps=(0.3,), dgan_attacks=("eot2:pgd:ce:3x2",), dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),
     "cpu": Profile(

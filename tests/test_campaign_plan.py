@@ -151,6 +151,25 @@ def test_the_plan_follows_the_profile_and_reuses_the_restarts_attack_for_its_ste
     assert specs[300] == "pgd:ce:300x1:bf16" and jobs["dgan"].attacker == p.dgan_attacker
 
 
+def test_chapter_08_has_its_own_plan_from_the_robust_fields():
+    p = get_profile("cpu")
+    jobs = {j.name: j for j in campaign.robust_plan(p)}
+    assert set(jobs) == {"robust-main", "robust-restarts", "robust-autoattack", "robust-latent"}
+    assert jobs["robust-main"].defenses == ("EGAN-R", "EGAN-RC") == tuple(p.robust_defenses)
+    assert jobs["robust-main"].attacks == tuple(p.campaign_attacks) and jobs["robust-main"].eps == (0.1, 0.2, 0.3)
+    assert jobs["robust-restarts"].attacks == (p.restarts_attack,) and jobs["robust-restarts"].eps == p.robust_eval_eps
+    assert jobs["robust-latent"].defenses == ("EGAN", "EGAN-R", "EGAN-RC")
+    assert parse_attack(jobs["robust-latent"].attacks[0]).kwargs["attack"] == "latent"
+    assert all(j.n == p.campaign_n for j in jobs.values())
+    assert not {j.name for j in campaign.plan(p)} & set(jobs)          # chapter 07's plan stays its own
+    smoke = {j.name for j in campaign.robust_plan(get_profile("smoke"))}
+    assert "robust-autoattack" not in smoke and "robust-latent" in smoke
+    with pytest.raises(ValueError, match="chapter"):
+        campaign.run_plan(None, "unused", chapter=9)
+    with pytest.raises(ValueError, match="robust_defenses"):
+        get_profile("cpu").replace(robust_defenses=("EGAN-R", "EGAN-R"))
+
+
 def test_autoattack_uses_the_reference_settings_not_torchattacks_defaults():
     pytest.importorskip("torchattacks")
     C = LinearClassifier().eval()

@@ -181,6 +181,24 @@ def plan(profile) -> list:
     return jobs
 
 
+def robust_plan(profile) -> list:
+    """The jobs chapter 08 shows: the robust variants (``robust_defenses``) under chapter 07's white-box
+    attacks (``campaign_attacks``) and its restarts attack at ``robust_eval_eps``, under AutoAttack at
+    ``robust_autoattack_eps``, and the latent-path attack (``robust_latent_attack``) through them and the
+    paper's EGAN (what a reader tries first against a robust encoder), on the first ``campaign_n`` images."""
+    p = profile
+    defs, eps = tuple(p.robust_defenses), tuple(p.robust_eval_eps)
+    jobs = [Job("robust-main", defs, tuple(p.campaign_attacks), eps, p.campaign_n),
+            Job("robust-restarts", defs, (p.restarts_attack,), eps, p.campaign_n)]
+    if p.robust_autoattack_eps:
+        jobs.append(Job("robust-autoattack", defs, (p.autoattack,), tuple(p.robust_autoattack_eps), p.campaign_n))
+    jobs.append(Job("robust-latent", ("EGAN",) + defs, (p.robust_latent_attack,), eps, p.campaign_n))
+    return jobs
+
+
+PLANS = {7: plan, 8: robust_plan}
+
+
 def on_manifold(ws, x, y, eps_values, out, *, steps: int, restarts: int, reevaluate: bool = False,
                 compute_missing: bool = True, log=print, missing: list | None = None) -> dict:
     """The on-manifold search on EGAN (``egan_lib.attacks.onmanifold``), one stored piece per eps under
@@ -247,17 +265,20 @@ def campaign_dir(results_dir, profile_name: str) -> Path:
 
 
 def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, reevaluate: bool = False,
-             compute_missing: bool = True, log=print, missing: list | None = None) -> dict:
-    """Run (or reuse) the profile's plan into ``<results_dir>/evaluations/mnist-<profile>-campaign/``:
+             compute_missing: bool = True, log=print, missing: list | None = None, chapter: int = 7) -> dict:
+    """Run (or reuse) the profile's plan for ``chapter`` (7: ``plan``, 8: ``robust_plan``) into
+    ``<results_dir>/evaluations/mnist-<profile>-campaign/``:
     {job name: {defense: {attack: {eps: result}}}}. ``jobs``, ``only_eps``, ``only_defenses`` restrict it
     (the background runner orders the expensive pieces last); a chapter passes ``compute_missing=False``
     where a missing piece must not start hours of attacks (with a ``missing`` list it then goes on without
     it and lists it there)."""
+    if chapter not in PLANS:
+        raise ValueError(f"chapter: expected one of {sorted(PLANS)}, got {chapter!r}")
     from ..defenses import get_defenses
     C, _ = ws.classifier()
     x, y = ws.test_set()
     out = campaign_dir(results_dir, ws.profile.name)
-    todo = [j for j in plan(ws.profile) if jobs is None or j.name in jobs]
+    todo = [j for j in PLANS[chapter](ws.profile) if jobs is None or j.name in jobs]
     res = {}
     for j in todo:
         names = [d for d in j.defenses if only_defenses is None or d in only_defenses]
@@ -297,12 +318,15 @@ def main(argv=None) -> int:
     ap.add_argument("--plan", nargs="*", default=None, metavar="JOB",
                     help="run the profile's plan (what chapter 07 shows) into --results-dir: all jobs, or the named "
                          "ones (main, pixeldefend, restarts, steps, autoattack, dgan, onmanifold); --defenses/--eps then only restrict it")
+    ap.add_argument("--chapter", type=int, default=7, choices=sorted(PLANS),
+                    help="whose plan --plan runs: 7 (the paper's defenses) or 8 (the robust EGAN variants; jobs "
+                         "robust-main, robust-restarts, robust-autoattack, robust-latent)")
     ap.add_argument("--results-dir", default="book/results")
     a = ap.parse_args(argv)
     if a.plan is not None:
         from .. import setup
         ws = setup(a.profile, a.seed, a.device, None, a.artifacts, progress=False, threads=a.threads)
-        res = run_plan(ws, a.results_dir, jobs=a.plan or None, reevaluate=a.reevaluate,
+        res = run_plan(ws, a.results_dir, jobs=a.plan or None, reevaluate=a.reevaluate, chapter=a.chapter,
                        only_eps=a.eps if "--eps" in (argv if argv is not None else sys.argv) else None,
                        only_defenses=a.defenses if "--defenses" in (argv if argv is not None else sys.argv) else None)
         for job, r in res.items():
