@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import LinearClassifier
-from egan_lib.robust import encoder_attack, train_robust_encoder
+from egan_lib.robust import encoder_attack, robust_step, train_robust_encoder
 from egan_lib.training import generate
 
 
@@ -132,3 +132,22 @@ def test_the_latent_path_attack_is_judged_by_the_deployed_pipeline(tiny_generato
     for bad in ("latent:0x1", "eot2:latent:3x1", "latent:3x1:m1"):
         with pytest.raises(ValueError):
             parse_attack(bad)
+
+
+def test_one_robust_step_attacks_the_perturbed_share_only_and_checks_its_inputs(tiny_generator, tiny_encoder):
+    import copy
+    G = tiny_generator.eval()
+    x = generate(G, 8, seed=2)
+    E_clean, E_adv = copy.deepcopy(tiny_encoder), copy.deepcopy(tiny_encoder)
+    opts = [torch.optim.SGD(E.parameters(), lr=1e-2) for E in (E_clean, E_adv)]
+    kw = dict(eps=0.2, inner_steps=3, objective="reconstruction")
+    l_clean = robust_step(E_clean, G, opts[0], x, None, n_clean=8, **kw)       # nothing perturbed: plain inversion
+    l_adv = robust_step(E_adv, G, opts[1], x, None, n_clean=0, rng=torch.Generator().manual_seed(0), **kw)
+    assert l_adv > l_clean > 0                                # the perturbed batch is harder to reconstruct
+    assert any(not torch.equal(a, b) for a, b in zip(E_clean.state_dict().values(), tiny_encoder.state_dict().values()))
+    with pytest.raises(ValueError, match="n_clean"):
+        robust_step(E_adv, G, opts[1], x, None, n_clean=9, **kw)
+    with pytest.raises(TypeError, match="opt"):
+        robust_step(E_adv, G, "adam", x, None, n_clean=0, **kw)
+    with pytest.raises(ValueError, match="needs the classifier"):
+        robust_step(E_adv, G, opts[1], x, None, n_clean=0, eps=0.2, inner_steps=1, objective="classifier")
