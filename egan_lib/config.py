@@ -223,7 +223,7 @@ PROFILES: dict[str, Profile] = {
         restarts_eps=(0.1,), robust_inner_steps=2, robust_image_steps=256, robust_latents=512,
         robust_study_train_eps=(0.3,), robust_study_inner=(1,), robust_study_clean=(0.5,),
         robust_study_objectives=("reconstruction",), robust_study_image_steps=64, robust_study_n=8,
-        robust_study_attack="pgd:ce:2x1", robust_latent_attack="latent:3x2", robust_eval_eps=(0.1, 0.3),
+        robust_study_attack="pgd:ce:2x1", robust_latent_attack="latent:3x2", robust_eval_eps=(0.3,),
         robust_autoattack_eps=(),
         dgan_n=4, dgan_eps=(0.3,), dgan_attacks=("eot2:pgd:ce:3x2",), dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),

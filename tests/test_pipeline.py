@@ -25,8 +25,9 @@ def test_select_rejects_unknown(kw):
 
 
 def test_source_notebooks_have_parameters_and_no_outputs():
-    names = pipeline.available_chapters()
-    assert names[:4] == CHAPS
+    names = pipeline.available_chapters(drafts=True)
+    assert names[:4] == CHAPS and set(pipeline.DRAFTS) <= set(names)
+    assert not set(pipeline.DRAFTS) & set(pipeline.available_chapters())     # a draft is not in the book
     for name in names:
         nb = nbformat.read(pipeline.NOTEBOOKS / f"{name}.ipynb", as_version=4)
         tags = [c.metadata.get("tags", []) for c in nb.cells]
