@@ -50,3 +50,8 @@ def test_the_smoke_study_runs_stores_and_is_reused(tmp_path):
     assert all(i["status"] == "reused" for _, _, i in again)
     gone = []
     assert rc.run(ws, tmp_path / "other", compute_missing=False, missing=gone, log=logs.append) == [] and gone
+    base = rc.baseline(ws, tmp_path / "r", log=logs.append)
+    assert base["n"] == 4 and set(base["whitebox"]) == set(prof.robust_study_eps)
+    assert rc.baseline(ws, tmp_path / "other", compute_missing=False) is None
+    table = rc.markdown(rows, base)
+    assert table.splitlines()[2].startswith("| EGAN, no fine-tune |") and len(table.splitlines()) == 3 + len(rows)

@@ -66,12 +66,8 @@ def run(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = Fal
     """[(candidate, result, info)] for every candidate (computed, or reused when stored with the same
     settings). ``compute_missing=False``: a candidate not stored is skipped and its label appended to
     ``missing`` (a chapter that must not start an hour of training)."""
-    from ..defenses.egan import EGAN
-    from ..eval.adaptive import whitebox_accuracy
-    from ..eval.stats import accuracy_ci
     from ..eval.store import load_or_evaluate, tensor_sha256
     from ..robust import train_robust_encoder
-    from ..attacks import predict
     p = ws.profile
     G, _ = ws.generator()
     E0, _ = ws.encoder()
@@ -103,14 +99,8 @@ def run(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = Fal
                                         batch_size=p.robust_batch, lr=p.robust_lr, schedule=p.robust_schedule,
                                         seed=ws.seed, device=ws.device, bf16=p.robust_bf16,
                                         progress=ws.progress, resume=state)
-            d = EGAN(E, G, device=ws.device)
-            d.batch_size = p.eval_batch
-            clean = predict(C, d.purify(x), batch_size=p.eval_batch, device=ws.device).cpu() == y.cpu()
-            wb = whitebox_accuracy(d, C, x, y, list(p.robust_study_eps), seed=ws.seed, batch_size=p.campaign_batch,
-                                   **atk.kwargs)
-            return {"clean_correct": clean, "clean": accuracy_ci(clean)[:2],
-                    "whitebox": {e: wb["accuracy"][e] for e in wb["accuracy"]}, "ci95": wb["ci95"], "n": n,
-                    "train_seconds": hist["seconds"], "loss": hist["loss"], "loss_step": hist["step"]}
+            return {**measure(ws, E, x, y), "train_seconds": hist["seconds"], "loss": hist["loss"],
+                    "loss_step": hist["step"]}
         try:
             r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate, to_state=lambda r: r,
                                        from_state=lambda s: s, log=log)
@@ -126,6 +116,63 @@ def run(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = Fal
     return out
 
 
+def _data(ws):
+    x, y = ws.test_set()
+    n = min(ws.profile.robust_study_n, len(y))
+    return x[:n], y[:n]
+
+
+def measure(ws, E, x, y) -> dict:
+    """EGAN with encoder ``E`` on (x, y): clean accuracy and white-box accuracy under the study's attack at
+    each eps of ``robust_study_eps``."""
+    from ..attacks import predict
+    from ..defenses.egan import EGAN
+    from ..eval.adaptive import whitebox_accuracy
+    from ..eval.stats import accuracy_ci
+    p = ws.profile
+    G, _ = ws.generator()
+    C, _ = ws.classifier()
+    d = EGAN(E, G, device=ws.device)
+    d.batch_size = p.eval_batch
+    clean = predict(C, d.purify(x), batch_size=p.eval_batch, device=ws.device).cpu() == y.cpu()
+    wb = whitebox_accuracy(d, C, x, y, list(p.robust_study_eps), seed=ws.seed, batch_size=p.campaign_batch,
+                           **parse_attack(p.robust_study_attack).kwargs)
+    return {"clean_correct": clean, "clean": accuracy_ci(clean)[:2],
+            "whitebox": {e: wb["accuracy"][e] for e in wb["accuracy"]}, "ci95": wb["ci95"], "n": len(y)}
+
+
+def baseline(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = False, log=print):
+    """The paper's EGAN (its converged E, no fine-tune) measured exactly as the candidates are: the row
+    that tells what the fine-tunes bought. A stored piece like theirs; None when it is not stored and
+    ``compute_missing`` is False."""
+    from ..eval.store import load_or_evaluate, tensor_sha256
+    p = ws.profile
+    G, _ = ws.generator()
+    E0, _ = ws.encoder()
+    C, _ = ws.classifier()
+    x, y = _data(ws)
+    settings = {"study": "robust_choices", "baseline": "EGAN, no fine-tune", "seed": ws.seed,
+                "encoder_sha256": model_sha256(E0), "generator_sha256": model_sha256(G),
+                "classifier_sha256": model_sha256(C), "data_sha256": tensor_sha256(x, y), "n": len(y),
+                "attack": parse_attack(p.robust_study_attack).settings(), "attack_eps": list(p.robust_study_eps)}
+    path = study_dir(results_dir, p.name) / "baseline_egan.pt"
+
+    def compute():
+        if not compute_missing:
+            raise FileNotFoundError(path)
+        return measure(ws, E0, x, y)
+    try:
+        r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate, to_state=lambda r: r,
+                                   from_state=lambda s: s, log=log)
+    except FileNotFoundError:
+        if compute_missing:
+            raise
+        return None
+    log(f"[robust study] EGAN, no fine-tune: clean {100 * r['clean'][0]:.1f}%, white-box "
+        + ", ".join(f"eps {e:g} {100 * a:.1f}%" for e, a in sorted(r["whitebox"].items())) + f" ({info['status']})")
+    return r
+
+
 def best(rows: list, clean_tolerance: float = 0.02):
     """The rule of the module docstring: (candidate, result) or None when there are no rows."""
     if not rows:
@@ -135,14 +182,20 @@ def best(rows: list, clean_tolerance: float = 0.02):
     return max(ok, key=lambda cr: (sum(cr[1]["whitebox"].values()) / len(cr[1]["whitebox"]), -cr[0]["inner_steps"]))
 
 
-def markdown(rows: list) -> str:
-    """One row per candidate: the knobs, clean accuracy and white-box accuracy per eps with 95% intervals."""
-    if not rows:
+def markdown(rows: list, base: dict | None = None) -> str:
+    """One row per candidate: the knobs, clean accuracy and white-box accuracy per eps with 95% intervals;
+    first, when given, the ``baseline`` row (the paper's EGAN, no fine-tune)."""
+    if not rows and base is None:
         return "No candidate of the robust-encoder study is stored yet."
-    eps = sorted(rows[0][1]["whitebox"])
+    eps = sorted((rows[0][1] if rows else base)["whitebox"])
     head = "| objective | train eps | inner steps | clean share | clean (%) | " + \
         " | ".join(f"white-box eps {e:g} (%)" for e in eps) + " | training (min) |"
     lines = [head, "|" + "---|" * (6 + len(eps))]
+    if base is not None:
+        cells = [f"{100 * base['whitebox'][e]:.1f} [{100 * base['ci95'][e][0]:.1f}, {100 * base['ci95'][e][1]:.1f}]"
+                 for e in eps]
+        lines.append(f"| EGAN, no fine-tune | - | - | - | {100 * base['clean'][0]:.1f} [{100 * base['clean'][1][0]:.1f}, "
+                     f"{100 * base['clean'][1][1]:.1f}] | " + " | ".join(cells) + " | - |")
     for c, r, _ in rows:
         cells = [f"{100 * r['whitebox'][e]:.1f} [{100 * r['ci95'][e][0]:.1f}, {100 * r['ci95'][e][1]:.1f}]" for e in eps]
         lines.append(f"| {c['objective']} | {c['eps']:g} | {c['inner_steps']} | {c['clean_fraction']:g} | "
@@ -163,8 +216,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from .. import setup
     ws = setup(a.profile, a.seed, a.device, None, a.artifacts, progress=False, threads=a.threads)
+    base = baseline(ws, a.results_dir, reevaluate=a.reevaluate)
     rows = run(ws, a.results_dir, reevaluate=a.reevaluate)
-    print(markdown(rows))
+    print(markdown(rows, base))
     b = best(rows)
     if b is not None:
         print(f"best by the rule: {label(b[0])}")
