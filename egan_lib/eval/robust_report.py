@@ -82,11 +82,12 @@ def comparison(res: dict, clean: dict, *, defenses, train_seconds: dict, referen
         if name not in wcs:
             continue
         w = wcs[name]
-        cells = {}
+        cells, correct = {}, {}
         for e in eps_values:
-            key = next((k for k in w["accuracy"] if abs(k - e) < 1e-9), None)
+            key = next((k for k in w["correct"] if abs(k - e) < 1e-9), None)
             if key is not None:
-                k = int(w["correct"][key].sum())
+                correct[e] = w["correct"][key]
+                k = int(correct[e].sum())
                 cells[e] = (k / w["n"], *wilson_interval(k, w["n"]))
         c = clean.get(name)
         ran = "white-box L-inf, worst case per image over " + ", ".join(w["per_attack"])
@@ -94,7 +95,7 @@ def comparison(res: dict, clean: dict, *, defenses, train_seconds: dict, referen
                      "n": w["n"], "clean": None if c is None else (c["accuracy"], *c["ci95"]),
                      "train_minutes": None if train_seconds.get(name) is None else train_seconds[name] / 60,
                      "purify_ms": None if c is None else 1000 * c["seconds_per_image"], "source": "this book",
-                     "correct": {e: w["correct"][k] for e in cells for k in w["correct"] if abs(k - e) < 1e-9}})
+                     "correct": correct})
     for r in references:
         rows.append({"method": r.label, "ours": False, "threat": r.attack, "worst": {r.eps: (r.accuracy, None, None)},
                      "n": None, "clean": None, "train_minutes": None, "purify_ms": None, "source": r.source,

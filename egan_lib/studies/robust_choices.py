@@ -66,24 +66,18 @@ def run(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = Fal
     """[(candidate, result, info)] for every candidate (computed, or reused when stored with the same
     settings). ``compute_missing=False``: a candidate not stored is skipped and its label appended to
     ``missing`` (a chapter that must not start an hour of training)."""
-    from ..eval.store import load_or_evaluate, tensor_sha256
+    from ..eval.store import load_or_evaluate
     from ..robust import train_robust_encoder
     p = ws.profile
     G, _ = ws.generator()
     E0, _ = ws.encoder()
-    C, _ = ws.classifier()
-    x, y = ws.test_set()
-    n = min(p.robust_study_n, len(y))
-    x, y = x[:n], y[:n]
-    atk = parse_attack(p.robust_study_attack)
+    x, y = _data(ws)
+    measured = _measured_settings(ws, x, y)
     out = []
     for c in candidates(p):
         settings = {"study": "robust_choices", **c, "image_steps": p.robust_study_image_steps,
                     "batch": p.robust_batch, "lr": p.robust_lr, "schedule": p.robust_schedule,
-                    "n_latents": p.robust_latents, "bf16": p.robust_bf16, "seed": ws.seed,
-                    "encoder_sha256": model_sha256(E0), "generator_sha256": model_sha256(G),
-                    "classifier_sha256": model_sha256(C), "data_sha256": tensor_sha256(x, y), "n": n,
-                    "attack": atk.settings(), "attack_eps": list(p.robust_study_eps)}
+                    "n_latents": p.robust_latents, "bf16": p.robust_bf16, "seed": ws.seed, **measured}
         path = study_dir(results_dir, p.name) / f"{_slug(c)}.pt"
 
         def compute(c=c, path=path):
@@ -111,7 +105,7 @@ def run(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool = Fal
             continue
         log(f"[robust study] {label(c)}: clean {100 * r['clean'][0]:.1f}%, white-box "
             + ", ".join(f"eps {e:g} {100 * a:.1f}%" for e, a in sorted(r["whitebox"].items()))
-            + f" (n = {n}; trained {r['train_seconds'] / 60:.1f} min; {info['status']})")
+            + f" (n = {len(y)}; trained {r['train_seconds'] / 60:.1f} min; {info['status']})")
         out.append((c, r, info))
     return out
 
@@ -120,6 +114,19 @@ def _data(ws):
     x, y = ws.test_set()
     n = min(ws.profile.robust_study_n, len(y))
     return x[:n], y[:n]
+
+
+def _measured_settings(ws, x, y) -> dict:
+    """What every stored piece of the study is measured with: the networks it starts from and is judged by,
+    the images and the attack."""
+    from ..eval.store import tensor_sha256
+    p = ws.profile
+    G, _ = ws.generator()
+    E0, _ = ws.encoder()
+    C, _ = ws.classifier()
+    return {"encoder_sha256": model_sha256(E0), "generator_sha256": model_sha256(G),
+            "classifier_sha256": model_sha256(C), "data_sha256": tensor_sha256(x, y), "n": len(y),
+            "attack": parse_attack(p.robust_study_attack).settings(), "attack_eps": list(p.robust_study_eps)}
 
 
 def measure(ws, E, x, y) -> dict:
@@ -145,16 +152,12 @@ def baseline(ws, results_dir, *, compute_missing: bool = True, reevaluate: bool 
     """The paper's EGAN (its converged E, no fine-tune) measured exactly as the candidates are: the row
     that tells what the fine-tunes bought. A stored piece like theirs; None when it is not stored and
     ``compute_missing`` is False."""
-    from ..eval.store import load_or_evaluate, tensor_sha256
+    from ..eval.store import load_or_evaluate
     p = ws.profile
-    G, _ = ws.generator()
     E0, _ = ws.encoder()
-    C, _ = ws.classifier()
     x, y = _data(ws)
     settings = {"study": "robust_choices", "baseline": "EGAN, no fine-tune", "seed": ws.seed,
-                "encoder_sha256": model_sha256(E0), "generator_sha256": model_sha256(G),
-                "classifier_sha256": model_sha256(C), "data_sha256": tensor_sha256(x, y), "n": len(y),
-                "attack": parse_attack(p.robust_study_attack).settings(), "attack_eps": list(p.robust_study_eps)}
+                **_measured_settings(ws, x, y)}
     path = study_dir(results_dir, p.name) / "baseline_egan.pt"
 
     def compute():
@@ -192,16 +195,17 @@ def markdown(rows: list, base: dict | None = None) -> str:
         " | ".join(f"white-box eps {e:g} (%)" for e in eps) + " | training (min) |"
     lines = [head, "|" + "---|" * (6 + len(eps))]
     if base is not None:
-        cells = [f"{100 * base['whitebox'][e]:.1f} [{100 * base['ci95'][e][0]:.1f}, {100 * base['ci95'][e][1]:.1f}]"
-                 for e in eps]
-        lines.append(f"| EGAN, no fine-tune | - | - | - | {100 * base['clean'][0]:.1f} [{100 * base['clean'][1][0]:.1f}, "
-                     f"{100 * base['clean'][1][1]:.1f}] | " + " | ".join(cells) + " | - |")
+        lines.append(f"| EGAN, no fine-tune | - | - | - | {_cells(base, eps)} | - |")
     for c, r, _ in rows:
-        cells = [f"{100 * r['whitebox'][e]:.1f} [{100 * r['ci95'][e][0]:.1f}, {100 * r['ci95'][e][1]:.1f}]" for e in eps]
         lines.append(f"| {c['objective']} | {c['eps']:g} | {c['inner_steps']} | {c['clean_fraction']:g} | "
-                     f"{100 * r['clean'][0]:.1f} [{100 * r['clean'][1][0]:.1f}, {100 * r['clean'][1][1]:.1f}] | "
-                     + " | ".join(cells) + f" | {r['train_seconds'] / 60:.1f} |")
+                     f"{_cells(r, eps)} | {r['train_seconds'] / 60:.1f} |")
     return "\n".join(lines)
+
+
+def _cells(r: dict, eps) -> str:
+    """Clean accuracy, then white-box accuracy at each eps, in %, with 95% intervals (table cells)."""
+    pct = lambda a, ci: f"{100 * a:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"  # noqa: E731
+    return " | ".join([pct(*r["clean"])] + [pct(r["whitebox"][e], r["ci95"][e]) for e in eps])
 
 
 def main(argv=None) -> int:
