@@ -309,4 +309,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, not this __main__ copy: its Workspace is the class every other
+    # module checks against (``python -m`` loads this file a second time under another name)
+    from egan_lib.workflow import main as _main
+    sys.exit(_main())

@@ -90,3 +90,16 @@ def test_start_from_scratch_validates(tmp_path):
     (tmp_path / "checkpoints" / "cpu").write_text("not a folder")
     with pytest.raises(NotADirectoryError, match="not a folder"):
         start_from_scratch(tmp_path, "cpu")
+
+
+def test_the_training_cli_runs_as_a_module_and_trains_a_defense(tmp_path, mnist):
+    """``python -m egan_lib.workflow --train <defense>`` works as the README and chapter 08 say: run as
+    ``__main__``, the module must still hand the registry its real Workspace (a regression)."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "egan_lib.workflow", "--profile", "smoke", "--device", "cpu",
+                        "--threads", "1", "--artifacts-dir", str(tmp_path / "art"), "--train", "AutoEncoder"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "AutoEncoder:" in r.stdout
+    assert (tmp_path / "art" / "checkpoints" / "smoke" / "autoencoder.pt").is_file()
