@@ -146,6 +146,7 @@ class Profile:
     robust_eval_eps: tuple = (0.1, 0.2, 0.3)
     robust_autoattack_eps: tuple = (0.1, 0.2, 0.3)   # () : not run
     robust_latent_attack: str = "latent:100x5"
+    robust_eval_chunk: int = 100           # images per stored part of a piece: a long piece resumes part by part
     # the study behind those choices (egan_lib.studies.robust_choices): one knob at a time, short fine-tunes
     robust_study_train_eps: tuple = (0.1, 0.2, 0.3)
     robust_study_inner: tuple = (1, 3, 5)
@@ -224,7 +225,7 @@ PROFILES: dict[str, Profile] = {
         robust_study_train_eps=(0.3,), robust_study_inner=(1,), robust_study_clean=(0.5,),
         robust_study_objectives=("reconstruction",), robust_study_image_steps=64, robust_study_n=8,
         robust_study_attack="pgd:ce:2x1", robust_latent_attack="latent:3x2", robust_eval_eps=(0.3,),
-        robust_autoattack_eps=(),
+        robust_autoattack_eps=(), robust_eval_chunk=8,
         dgan_n=4, dgan_eps=(0.3,), dgan_attacks=("eot2:pgd:ce:3x2",), dgan_attacker=(3, 1), onmanifold_restarts=2,
     ),
     "cpu": Profile(

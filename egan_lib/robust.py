@@ -198,11 +198,13 @@ def train_robust_encoder(encoder: nn.Module, generator: nn.Module, *, eps: float
                                    rng=seeded_generator(seed + 1_000_003 + step))
                 step += 1
                 run += loss; cnt += 1
-                if cnt == log_every or step == total:
-                    hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
-                bar.update(1)
                 now = time.perf_counter()
                 hist["seconds"] = seconds0 + now - t0
+                if cnt == log_every or step == total:
+                    hist["loss"].append(run / cnt); hist["step"].append(step); run, cnt = 0.0, 0
+                    log_line(progress, f"Robust encoder: step {step:,} of {total:,}, loss {hist['loss'][-1]:.3f}, "
+                                       f"{hist['seconds'] / step:.1f} s per step")
+                bar.update(1)
                 if resume is not None and (now - t_last >= checkpoint_every_s or step == total):
                     _save_partial(resume, state())
                     t_last = now

@@ -161,6 +161,8 @@ def test_chapter_08_has_its_own_plan_from_the_robust_fields():
     assert jobs["robust-latent"].defenses == ("EGAN", "EGAN-R", "EGAN-RC")
     assert parse_attack(jobs["robust-latent"].attacks[0]).kwargs["attack"] == "latent"
     assert all(j.n == p.campaign_n for j in jobs.values())
+    assert all(j.chunk == p.robust_eval_chunk == 100 for j in jobs.values())   # stored 100 images at a time
+    assert all(j.chunk is None for j in campaign.plan(p))                      # chapter 07's pieces: one file
     assert not {j.name for j in campaign.plan(p)} & set(jobs)          # chapter 07's plan stays its own
     smoke = {j.name for j in campaign.robust_plan(get_profile("smoke"))}
     assert "robust-autoattack" not in smoke and "robust-latent" in smoke

@@ -30,6 +30,7 @@ import torch
 from .._validate import check_eps_list, check_images, check_labels, check_positive_int
 from ..attacks.autoattack import STANDARD as AUTOATTACK_STANDARD
 from .adaptive import whitebox_accuracy, worst_case
+from .parts import bounds, merge, part_path
 from .store import load_or_evaluate, protocol_settings
 from ..attack_spec import Attack, parse_attack  # noqa: F401  (re-exported)
 
@@ -40,7 +41,7 @@ def piece_path(out: Path, defense_name: str, attack: Attack, eps: float) -> Path
 
 def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, eps_values, out, *,
         seed: int = 0, batch_size: int = 256, reevaluate: bool = False, log=print, attackers: dict | None = None,
-        compute_missing: bool = True, missing: list | None = None) -> dict:
+        compute_missing: bool = True, missing: list | None = None, chunk: int | None = None) -> dict:
     """Run (or reuse) every piece; returns {defense: {attack label: {eps: result}}}. A result holds the
     per-image outcomes ``correct``, the accuracy with its interval, and ``seconds_per_image``.
 
@@ -48,13 +49,17 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
     surrogate; see ``whitebox_accuracy``); it is part of the piece's settings. ``compute_missing=False``
     raises FileNotFoundError for a piece that is not stored with these settings (a chapter that must not
     start hours of attacks), or, given a ``missing`` list, appends (defense, attack, eps, path) to it and
-    goes on with the stored pieces."""
+    goes on with the stored pieces. ``chunk``: compute each piece as stored parts of that many images
+    (``egan_lib.eval.parts``), so a long piece resumes at its first missing part; part of the settings."""
     x = check_images(x)
     y = check_labels(y, n=x.shape[0])
     eps_values = check_eps_list(eps_values)
     attacks = [a if isinstance(a, Attack) else parse_attack(a) for a in attacks]
     if not isinstance(defenses, dict) or not defenses:
         raise ValueError("defenses: expected a non-empty {name: Defense} dict")
+    if chunk is not None:
+        chunk = check_positive_int(chunk, "chunk")
+        chunk = None if chunk >= x.shape[0] else chunk
     attackers = dict(attackers or {})
     unknown = sorted(set(attackers) - set(defenses))
     if unknown:
@@ -70,14 +75,36 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                 if a.kwargs.get("attack") == "autoattack":
                     extra["autoattack"] = AUTOATTACK_STANDARD       # 100 iterations, not torchattacks' 10
                 settings = protocol_settings(classifier, [d], x, y, [e], attack=a.settings(), seed=seed,
-                                             batch_size=batch_size, **extra)
+                                             batch_size=batch_size, **extra, **({} if chunk is None else {"chunk": chunk}))
                 path = piece_path(out, name, a, e)
+
+                def attack_part(lo, hi, d=d, a=a, e=e, att=att):
+                    t0 = time.perf_counter()
+                    r = whitebox_accuracy(d, classifier, x[lo:hi], y[lo:hi], [e], seed=seed + lo, batch_size=batch_size,
+                                          attacker=att, **a.kwargs)
+                    r["seconds_per_image"] = (time.perf_counter() - t0) / (hi - lo)
+                    return r
+
+                def in_parts(d=d, a=a, e=e, path=path, extra=extra, attack_part=attack_part):
+                    got = []
+                    for lo, hi in bounds(x.shape[0], chunk):
+                        ps = protocol_settings(classifier, [d], x[lo:hi], y[lo:hi], [e], attack=a.settings(),
+                                               seed=seed + lo, batch_size=batch_size, part=[lo, hi], **extra)
+                        r, info = load_or_evaluate(part_path(path, lo, hi), ps, lambda: attack_part(lo, hi),
+                                                   reevaluate=reevaluate, to_state=lambda r: r, from_state=lambda s: s,
+                                                   log=log)
+                        log(f"[campaign] {name} {a.label} eps {e:.2f} images {lo}-{hi}: {100 * r['accuracy'][e]:.1f}% "
+                            f"({info['status']})")
+                        got.append(r)
+                    return merge(got)
 
                 def compute(d=d, a=a, e=e, att=att, path=path):
                     if not compute_missing:
                         raise FileNotFoundError(
                             f"{path}: no stored piece for {name}, {a.label}, eps {e:.2f} with these settings; "
                             "compute it with python -m egan_lib.eval.campaign (see its --help)")
+                    if chunk is not None:
+                        return in_parts()
                     t0 = time.perf_counter()
                     r = whitebox_accuracy(d, classifier, x, y, [e], seed=seed, batch_size=batch_size, attacker=att,
                                           **a.kwargs)
@@ -136,6 +163,7 @@ class Job:
     n: int
     attacker: tuple | None = None
     batch: int | None = None       # images per attack batch (default: the profile's campaign_batch)
+    chunk: int | None = None       # images per stored part of a piece (None: one file per piece)
 
 
 def _suffix(spec: str) -> str:
@@ -187,12 +215,13 @@ def robust_plan(profile) -> list:
     ``robust_autoattack_eps``, and the latent-path attack (``robust_latent_attack``) through them and the
     paper's EGAN (what a reader tries first against a robust encoder), on the first ``campaign_n`` images."""
     p = profile
-    defs, eps = tuple(p.robust_defenses), tuple(p.robust_eval_eps)
-    jobs = [Job("robust-main", defs, tuple(p.campaign_attacks), eps, p.campaign_n),
-            Job("robust-restarts", defs, (p.restarts_attack,), eps, p.campaign_n)]
+    defs, eps, k = tuple(p.robust_defenses), tuple(p.robust_eval_eps), p.robust_eval_chunk
+    jobs = [Job("robust-main", defs, tuple(p.campaign_attacks), eps, p.campaign_n, chunk=k),
+            Job("robust-restarts", defs, (p.restarts_attack,), eps, p.campaign_n, chunk=k)]
     if p.robust_autoattack_eps:
-        jobs.append(Job("robust-autoattack", defs, (p.autoattack,), tuple(p.robust_autoattack_eps), p.campaign_n))
-    jobs.append(Job("robust-latent", ("EGAN",) + defs, (p.robust_latent_attack,), eps, p.campaign_n))
+        jobs.append(Job("robust-autoattack", defs, (p.autoattack,), tuple(p.robust_autoattack_eps), p.campaign_n,
+                        chunk=k))
+    jobs.append(Job("robust-latent", ("EGAN",) + defs, (p.robust_latent_attack,), eps, p.campaign_n, chunk=k))
     return jobs
 
 
@@ -296,7 +325,7 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, r
         att = {"Defense-GAN": dgan_surrogate(ws, *j.attacker)} if j.attacker and "Defense-GAN" in defs else None
         res[j.name] = run(C, defs, x[:n], y[:n], list(j.attacks), sorted(eps), out, seed=ws.seed,
                           batch_size=j.batch or ws.profile.campaign_batch, reevaluate=reevaluate, log=log, attackers=att,
-                          compute_missing=compute_missing, missing=missing)
+                          compute_missing=compute_missing, missing=missing, chunk=j.chunk)
     return res
 
 
