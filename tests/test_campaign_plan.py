@@ -154,18 +154,25 @@ def test_the_plan_follows_the_profile_and_reuses_the_restarts_attack_for_its_ste
 def test_chapter_08_has_its_own_plan_from_the_robust_fields():
     p = get_profile("cpu")
     jobs = {j.name: j for j in campaign.robust_plan(p)}
-    assert set(jobs) == {"robust-main", "robust-restarts", "robust-autoattack", "robust-latent"}
-    assert jobs["robust-main"].defenses == ("EGAN-R", "EGAN-RC") == tuple(p.robust_defenses)
-    assert jobs["robust-main"].attacks == tuple(p.campaign_attacks) and jobs["robust-main"].eps == (0.1, 0.2, 0.3)
-    assert jobs["robust-restarts"].attacks == (p.restarts_attack,) and jobs["robust-restarts"].eps == p.robust_eval_eps
-    assert jobs["robust-latent"].defenses == ("EGAN", "EGAN-R", "EGAN-RC")
-    assert parse_attack(jobs["robust-latent"].attacks[0]).kwargs["attack"] == "latent"
+    assert set(jobs) == {"robust", "robust-latent-egan"}
+    r = jobs["robust"]
+    assert r.defenses == ("EGAN-R", "EGAN-RC") == tuple(p.robust_defenses) and r.eps == (0.1, 0.2, 0.3) and r.cascade
+    # the cascade: the restarts attack first on every image (its restart curve is the convergence check), then
+    # PGD-CW (PGD-CE 100 x 5 is the first 5 restarts of PGD-CE 100 x 10: not run twice), the latent path, AutoAttack
+    assert r.attacks == ("pgd:ce:100x10:bf16", "pgd:cw:100x5:bf16", p.robust_latent_attack, p.autoattack)
+    assert parse_attack(r.attacks[2]).kwargs["attack"] == "latent"
+    assert jobs["robust-latent-egan"].defenses == ("EGAN",) and jobs["robust-latent-egan"].attacks == (p.robust_latent_attack,)
+    assert not jobs["robust-latent-egan"].cascade and not any(j.cascade for j in campaign.plan(p))
+    # AutoAttack at other eps than the evaluation's runs on its own, on every image
+    other = {j.name: j for j in campaign.robust_plan(p.replace(robust_autoattack_eps=(0.3,)))}
+    assert p.autoattack not in other["robust"].attacks and other["robust-autoattack"].eps == (0.3,)
     assert all(j.n == p.campaign_n for j in jobs.values())
     assert all(j.chunk == p.robust_eval_chunk == 100 for j in jobs.values())   # stored 100 images at a time
     assert all(j.chunk is None for j in campaign.plan(p))                      # chapter 07's pieces: one file
     assert not {j.name for j in campaign.plan(p)} & set(jobs)          # chapter 07's plan stays its own
     smoke = {j.name for j in campaign.robust_plan(get_profile("smoke"))}
-    assert "robust-autoattack" not in smoke and "robust-latent" in smoke
+    assert smoke == {"robust", "robust-latent-egan"}
+    assert get_profile("smoke").autoattack not in campaign.robust_plan(get_profile("smoke"))[0].attacks
     with pytest.raises(ValueError, match="chapter"):
         campaign.run_plan(None, "unused", chapter=9)
     with pytest.raises(ValueError, match="robust_defenses"):

@@ -296,7 +296,9 @@ def worst_case(per_attack: dict) -> dict:
     (AutoAttack at 0.3 alone, say): each eps takes the attacks that ran there. Returns the accuracy
     summary (threat model "worst-case") plus ``per_attack`` accuracies {label: {eps: acc}},
     ``attacks_at`` {eps: [labels]} and ``decisive``: {eps: {label: images only this attack broke}}, so a
-    reader sees which attack did the work."""
+    reader sees which attack did the work. A cascaded result (``egan_lib.eval.cascade``: it holds
+    ``attacked`` {eps: the images it ran on}) is the worst case through it, and its ``decisive`` count
+    is the images it broke among those it ran on; ``cascaded`` lists those labels."""
     if not isinstance(per_attack, dict) or not per_attack:
         raise ValueError("per_attack: expected a non-empty {attack label: result} dict")
     for label, r in per_attack.items():
@@ -314,12 +316,15 @@ def worst_case(per_attack: dict) -> dict:
         correct[e] = stack.all(0)
         broken_by = ~stack
         only = broken_by & (broken_by.sum(0, keepdim=True) == 1)
-        decisive[e] = {label: int(only[i].sum()) for i, label in enumerate(labels)}
+        decisive[e] = {label: int(only[i].sum()) if "attacked" not in per_attack[label] else
+                       int((per_attack[label]["attacked"][e].bool() & broken_by[i]).sum())
+                       for i, label in enumerate(labels)}
         attacks_at[e] = labels
     res = accuracy_summary(correct, "worst-case", attacks=list(per_attack))
     res["per_attack"] = {label: {e: int(r["correct"][e].sum()) / n for e in sorted(r["correct"])}
                          for label, r in per_attack.items()}
     res["attacks_at"] = attacks_at
     res["decisive"] = decisive
+    res["cascaded"] = [label for label, r in per_attack.items() if "attacked" in r]
     res["correct"] = correct
     return res

@@ -30,6 +30,7 @@ import torch
 from .._validate import check_eps_list, check_images, check_labels, check_positive_int
 from ..attacks.autoattack import STANDARD as AUTOATTACK_STANDARD
 from .adaptive import whitebox_accuracy, worst_case
+from .cascade import on_survivors, settings as cascade_settings
 from .parts import bounds, merge, part_path
 from .store import load_or_evaluate, protocol_settings
 from ..attack_spec import Attack, parse_attack  # noqa: F401  (re-exported)
@@ -41,7 +42,8 @@ def piece_path(out: Path, defense_name: str, attack: Attack, eps: float) -> Path
 
 def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, eps_values, out, *,
         seed: int = 0, batch_size: int = 256, reevaluate: bool = False, log=print, attackers: dict | None = None,
-        compute_missing: bool = True, missing: list | None = None, chunk: int | None = None) -> dict:
+        compute_missing: bool = True, missing: list | None = None, chunk: int | None = None,
+        cascade: bool = False) -> dict:
     """Run (or reuse) every piece; returns {defense: {attack label: {eps: result}}}. A result holds the
     per-image outcomes ``correct``, the accuracy with its interval, and ``seconds_per_image``.
 
@@ -50,7 +52,9 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
     raises FileNotFoundError for a piece that is not stored with these settings (a chapter that must not
     start hours of attacks), or, given a ``missing`` list, appends (defense, attack, eps, path) to it and
     goes on with the stored pieces. ``chunk``: compute each piece as stored parts of that many images
-    (``egan_lib.eval.parts``), so a long piece resumes at its first missing part; part of the settings."""
+    (``egan_lib.eval.parts``), so a long piece resumes at its first missing part; part of the settings.
+    ``cascade``: each attack runs, per defense and eps, only on the images the attacks before it (in
+    ``attacks``' order) failed on (``egan_lib.eval.cascade``): the same worst case, at a fraction of the cost."""
     x = check_images(x)
     y = check_labels(y, n=x.shape[0])
     eps_values = check_eps_list(eps_values)
@@ -64,32 +68,52 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
     unknown = sorted(set(attackers) - set(defenses))
     if unknown:
         raise ValueError(f"attackers: {unknown} are not among the defenses {list(defenses)}")
+    if not isinstance(cascade, bool):
+        raise TypeError(f"cascade: expected True or False, got {cascade!r}")
     results: dict = {}
     for name, d in defenses.items():
         att = attackers.get(name)
+        alive, before = {}, []     # cascade: {eps: the images every attack before failed on (None: unknown)}
         for a in attacks:
             if a.kwargs["eot_samples"] > 1 and not callable(getattr(att or d, "reseeded", None)):
                 continue                                  # EOT is only for randomised defenses
+            after, before = list(before), before + [a.label]
             for e in eps_values:
+                mask = alive.get(e, torch.ones(len(y), dtype=torch.bool)) if cascade else None
+                path = piece_path(out, name, a, e)
+                if cascade and mask is None:
+                    if compute_missing or missing is None:
+                        raise FileNotFoundError(f"{path}: an earlier attack of the cascade on {name} at eps {e:.2f} "
+                                                "is not stored")
+                    missing.append((name, a.label, e, str(path)))
+                    continue
                 extra = {} if att is None else {"attacker_defense": att.settings()}
                 if a.kwargs.get("attack") == "autoattack":
                     extra["autoattack"] = AUTOATTACK_STANDARD       # 100 iterations, not torchattacks' 10
                 settings = protocol_settings(classifier, [d], x, y, [e], attack=a.settings(), seed=seed,
-                                             batch_size=batch_size, **extra, **({} if chunk is None else {"chunk": chunk}))
-                path = piece_path(out, name, a, e)
+                                             batch_size=batch_size, **extra, **({} if chunk is None else {"chunk": chunk}),
+                                             **({} if mask is None else {"cascade": cascade_settings(after, mask)}))
 
-                def attack_part(lo, hi, d=d, a=a, e=e, att=att):
+                def attack_part(lo, hi, d=d, a=a, e=e, att=att, mask=mask, after=after):
                     t0 = time.perf_counter()
-                    r = whitebox_accuracy(d, classifier, x[lo:hi], y[lo:hi], [e], seed=seed + lo, batch_size=batch_size,
-                                          attacker=att, **a.kwargs)
+
+                    def go(rows=None):
+                        xs, ys = (x[lo:hi], y[lo:hi]) if rows is None else (x[lo:hi][rows], y[lo:hi][rows])
+                        return whitebox_accuracy(d, classifier, xs, ys, [e], seed=seed + lo, batch_size=batch_size,
+                                                 attacker=att, **a.kwargs)
+                    r = go() if mask is None else on_survivors(
+                        go, mask[lo:hi], e, after=after, threat_model="not run: an earlier attack broke every image",
+                        defense=name, attack={**a.settings(), "attack_precision": "bf16 autocast, BatchNorm folded, "
+                                              "channels_last" if a.kwargs.get("attack_bf16") else "fp32"})
                     r["seconds_per_image"] = (time.perf_counter() - t0) / (hi - lo)
                     return r
 
-                def in_parts(d=d, a=a, e=e, path=path, extra=extra, attack_part=attack_part):
+                def in_parts(d=d, a=a, e=e, path=path, extra=extra, attack_part=attack_part, mask=mask, after=after):
                     got = []
                     for lo, hi in bounds(x.shape[0], chunk):
+                        cs = {} if mask is None else {"cascade": cascade_settings(after, mask[lo:hi])}
                         ps = protocol_settings(classifier, [d], x[lo:hi], y[lo:hi], [e], attack=a.settings(),
-                                               seed=seed + lo, batch_size=batch_size, part=[lo, hi], **extra)
+                                               seed=seed + lo, batch_size=batch_size, part=[lo, hi], **extra, **cs)
                         r, info = load_or_evaluate(part_path(path, lo, hi), ps, lambda: attack_part(lo, hi),
                                                    reevaluate=reevaluate, to_state=lambda r: r, from_state=lambda s: s,
                                                    log=log)
@@ -103,13 +127,7 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                         raise FileNotFoundError(
                             f"{path}: no stored piece for {name}, {a.label}, eps {e:.2f} with these settings; "
                             "compute it with python -m egan_lib.eval.campaign (see its --help)")
-                    if chunk is not None:
-                        return in_parts()
-                    t0 = time.perf_counter()
-                    r = whitebox_accuracy(d, classifier, x, y, [e], seed=seed, batch_size=batch_size, attacker=att,
-                                          **a.kwargs)
-                    r["seconds_per_image"] = (time.perf_counter() - t0) / len(y)
-                    return r
+                    return attack_part(0, len(y)) if chunk is None else in_parts()
                 try:
                     r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate,
                                                to_state=lambda r: r, from_state=lambda s: s, log=log)
@@ -117,7 +135,11 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                     if compute_missing or missing is None:
                         raise
                     missing.append((name, a.label, e, str(path)))
+                    if cascade:
+                        alive[e] = None
                     continue
+                if cascade:
+                    alive[e] = mask & r["correct"][e].cpu().bool()
                 log(f"[campaign] {name} {a.label} eps {e:.2f}: {100 * r['accuracy'][e]:.1f}% (n = {r['n']}, "
                     f"{1000 * r['seconds_per_image']:.0f} ms/image, {info['status']})")
                 results.setdefault(name, {}).setdefault(a.label, {})[e] = {**r, "info": info}
@@ -130,8 +152,9 @@ def summary(results: dict) -> dict:
     for name, per_attack in results.items():
         merged = {}
         for label, by_eps in per_attack.items():
-            correct = {e: r["correct"][e] for e, r in by_eps.items()}
-            merged[label] = {"correct": correct}
+            merged[label] = {"correct": {e: r["correct"][e] for e, r in by_eps.items()}}
+            if all("attacked" in r for r in by_eps.values()):
+                merged[label]["attacked"] = {e: r["attacked"][e] for e, r in by_eps.items()}
         w = worst_case(merged)
         cost = {label: max(r["seconds_per_image"] for r in by_eps.values()) for label, by_eps in per_attack.items()}
         out[name] = {"worst": w, "per_attack": w["per_attack"], "cost": cost}
@@ -164,6 +187,7 @@ class Job:
     attacker: tuple | None = None
     batch: int | None = None       # images per attack batch (default: the profile's campaign_batch)
     chunk: int | None = None       # images per stored part of a piece (None: one file per piece)
+    cascade: bool = False          # each attack only on the images the attacks before it failed on
 
 
 def _suffix(spec: str) -> str:
@@ -209,19 +233,33 @@ def plan(profile) -> list:
     return jobs
 
 
+def robust_attacks(profile) -> tuple:
+    """Chapter 08's cascade, in order: chapter 07's restarts attack (on every image: its restart curve is
+    the convergence check), the attacks of ``campaign_attacks`` that it does not already contain (PGD-CE
+    with fewer restarts is its first restarts), the latent-path attack, then AutoAttack (the costliest,
+    on the fewest images) when it runs at every eps of the evaluation."""
+    p = profile
+
+    def but_restarts(spec):
+        return {k: v for k, v in parse_attack(spec).kwargs.items() if k != "restarts"}
+    first = [p.restarts_attack] + [sp for sp in p.campaign_attacks if but_restarts(sp) != but_restarts(p.restarts_attack)]
+    aa = (p.autoattack,) if set(p.robust_autoattack_eps) == set(p.robust_eval_eps) else ()
+    return tuple(first) + (p.robust_latent_attack,) + aa
+
+
 def robust_plan(profile) -> list:
-    """The jobs chapter 08 shows: the robust variants (``robust_defenses``) under chapter 07's white-box
-    attacks (``campaign_attacks``) and its restarts attack at ``robust_eval_eps``, under AutoAttack at
-    ``robust_autoattack_eps``, and the latent-path attack (``robust_latent_attack``) through them and the
-    paper's EGAN (what a reader tries first against a robust encoder), on the first ``campaign_n`` images."""
+    """The jobs chapter 08 shows: the robust variants (``robust_defenses``) under the cascade of
+    ``robust_attacks`` at ``robust_eval_eps`` (each attack on the images the ones before it left; stored
+    ``robust_eval_chunk`` images at a time), AutoAttack at ``robust_autoattack_eps`` on every image when
+    those differ from the evaluation's eps, and the latent-path attack (``robust_latent_attack``) through
+    the paper's EGAN (chapter 07 ran the rest on it), on the first ``campaign_n`` images."""
     p = profile
     defs, eps, k = tuple(p.robust_defenses), tuple(p.robust_eval_eps), p.robust_eval_chunk
-    jobs = [Job("robust-main", defs, tuple(p.campaign_attacks), eps, p.campaign_n, chunk=k),
-            Job("robust-restarts", defs, (p.restarts_attack,), eps, p.campaign_n, chunk=k)]
-    if p.robust_autoattack_eps:
+    jobs = [Job("robust", defs, robust_attacks(p), eps, p.campaign_n, chunk=k, cascade=True)]
+    if p.robust_autoattack_eps and p.autoattack not in jobs[0].attacks:
         jobs.append(Job("robust-autoattack", defs, (p.autoattack,), tuple(p.robust_autoattack_eps), p.campaign_n,
                         chunk=k))
-    jobs.append(Job("robust-latent", ("EGAN",) + defs, (p.robust_latent_attack,), eps, p.campaign_n, chunk=k))
+    jobs.append(Job("robust-latent-egan", ("EGAN",), (p.robust_latent_attack,), eps, p.campaign_n, chunk=k))
     return jobs
 
 
@@ -325,7 +363,7 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, r
         att = {"Defense-GAN": dgan_surrogate(ws, *j.attacker)} if j.attacker and "Defense-GAN" in defs else None
         res[j.name] = run(C, defs, x[:n], y[:n], list(j.attacks), sorted(eps), out, seed=ws.seed,
                           batch_size=j.batch or ws.profile.campaign_batch, reevaluate=reevaluate, log=log, attackers=att,
-                          compute_missing=compute_missing, missing=missing, chunk=j.chunk)
+                          compute_missing=compute_missing, missing=missing, chunk=j.chunk, cascade=j.cascade)
     return res
 
 
@@ -348,8 +386,7 @@ def main(argv=None) -> int:
                     help="run the profile's plan (what chapter 07 shows) into --results-dir: all jobs, or the named "
                          "ones (main, pixeldefend, restarts, steps, autoattack, dgan, onmanifold); --defenses/--eps then only restrict it")
     ap.add_argument("--chapter", type=int, default=7, choices=sorted(PLANS),
-                    help="whose plan --plan runs: 7 (the paper's defenses) or 8 (the robust EGAN variants; jobs "
-                         "robust-main, robust-restarts, robust-autoattack, robust-latent)")
+                    help="whose plan --plan runs: 7 (the paper's defenses) or 8 (the robust variants: robust, robust-latent-egan)")
     ap.add_argument("--results-dir", default="book/results")
     a = ap.parse_args(argv)
     if a.plan is not None:

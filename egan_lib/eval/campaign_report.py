@@ -92,7 +92,9 @@ def worst_case_table(res: dict, eps_values=None) -> str:
 
 def per_attack_table(res: dict, defense: str) -> str:
     """Markdown for one defense: each attack alone (accuracy %, interval) and the images only it broke,
-    per eps, and the worst case; a reader sees which attack did the work."""
+    per eps, and the worst case; a reader sees which attack did the work. An attack of a cascade
+    (``egan_lib.eval.cascade``) ran only on the images the rows above it left: its cell is the worst case
+    through it, with the images it broke among those."""
     w = worst_case(res)[defense]
     eps_all = sorted(w["accuracy"])
     rows = ["| attack | " + " | ".join(f"eps {e:.2f}" for e in eps_all) + " |", "|" + "---|" * (1 + len(eps_all))]
@@ -100,12 +102,15 @@ def per_attack_table(res: dict, defense: str) -> str:
     for label, acc in w["per_attack"].items():
         cells = []
         for e in eps_all:
-            if e in acc:
+            if e in acc and label in w.get("cascaded", ()):
+                cells.append(percent_interval(round(acc[e] * n), n) + f"; broke {w['decisive'][e].get(label, 0)} more")
+            elif e in acc:
                 only = w["decisive"][e].get(label, 0)
                 cells.append(percent_interval(round(acc[e] * n), n) + (f"; {only} only by it" if only else ""))
             else:
                 cells.append("-")
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+        rows.append(f"| {label}{' (on what the rows above left)' if label in w.get('cascaded', ()) else ''} | "
+                    + " | ".join(cells) + " |")
     rows.append("| **worst case per image** | " + " | ".join(f"**{percent_interval(int(w['correct'][e].sum()), n)}**"
                                                           for e in eps_all) + " |")
     return "\n".join(rows)

@@ -19,7 +19,7 @@ from .._validate import check_positive_int
 from .stats import accuracy_summary
 
 _JOINED = {"threat_model", "accuracy", "ci95", "n", "correct", "correct_after_restart", "attacker_disagrees",
-           "seconds_per_image", "adv"}
+           "seconds_per_image", "adv", "attacked"}
 
 
 def bounds(n: int, chunk: int) -> list:
@@ -35,6 +35,10 @@ def part_path(path, start: int, stop: int) -> Path:
     return path.with_name(f"{path.stem}.part{start:04d}-{stop:04d}{path.suffix}")
 
 
+def _none_attacked(part: dict) -> bool:
+    return "attacked" in part and not any(bool(m.any()) for m in part["attacked"].values())
+
+
 def merge(parts: list) -> dict:
     """The result of the whole piece from its parts' results, in image order (see the module docstring).
     Every part must hold the same eps values; the attack's description is the first part's, with its seed
@@ -46,18 +50,26 @@ def merge(parts: list) -> dict:
         raise ValueError(f"parts: every part must hold the same eps values, got {[sorted(k) for k in keys]}")
     first = parts[0]
     correct = {e: torch.cat([p["correct"][e] for p in parts]) for e in first["correct"]}
-    extra = {k: v for k, v in first.items() if k not in _JOINED}
+    src = next((p for p in parts if not _none_attacked(p)), first)   # a part whose attack ran, if any
+    extra = {k: v for k, v in src.items() if k not in _JOINED}
     if isinstance(extra.get("attack"), dict) and "seed" in extra["attack"]:
         extra["attack"] = {**extra["attack"], "seed": f"{extra['attack']['seed']} + the first image index of each part",
                            "parts": len(parts)}
-    res = accuracy_summary(correct, first["threat_model"], **extra)
+    res = accuracy_summary(correct, src["threat_model"], **extra)
     res["correct"] = correct
-    if all("correct_after_restart" in p for p in parts):
-        res["correct_after_restart"] = {e: torch.cat([p["correct_after_restart"][e] for p in parts], dim=1)
-                                        for e in first["correct_after_restart"]}
-    if all("attacker_disagrees" in p for p in parts):
-        res["attacker_disagrees"] = {e: sum(int(p["attacker_disagrees"][e]) for p in parts)
-                                     for e in first["attacker_disagrees"]}
+    with_restarts = [p for p in parts if "correct_after_restart" in p]
+    if with_restarts and all("correct_after_restart" in p or _none_attacked(p) for p in parts):
+        # a cascaded part that attacked no image (``egan_lib.eval.cascade``) ran no restart: all False
+        k = {e: v.shape[0] for e, v in with_restarts[0]["correct_after_restart"].items()}
+        res["correct_after_restart"] = {
+            e: torch.cat([p["correct_after_restart"][e] if "correct_after_restart" in p else
+                          torch.zeros(k[e], p["correct"][e].numel(), dtype=torch.bool) for p in parts], dim=1)
+            for e in k}
+    if all("attacked" in p for p in parts):
+        res["attacked"] = {e: torch.cat([p["attacked"][e] for p in parts]) for e in first["attacked"]}
+    if with_restarts and all("attacker_disagrees" in p or _none_attacked(p) for p in parts):
+        res["attacker_disagrees"] = {e: sum(int(p.get("attacker_disagrees", {}).get(e, 0)) for p in parts)
+                                     for e in with_restarts[0].get("attacker_disagrees", {})}
     n = [int(p["n"]) for p in parts]
     res["seconds_per_image"] = sum(float(p["seconds_per_image"]) * k for p, k in zip(parts, n)) / sum(n)
     return res

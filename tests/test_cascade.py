@@ -1,0 +1,91 @@
+"""The cascade of attacks (egan_lib.eval.cascade): each attack only on the images the ones before it left,
+the same worst case as running every attack on every image, and later pieces recomputed when an earlier
+one changes."""
+import pytest
+import torch
+
+from conftest import LinearClassifier
+from egan_lib.defenses import Original
+from egan_lib.eval import adaptive, campaign, cascade, parts
+from egan_lib.eval.campaign_report import per_attack_table
+
+
+def _setup():
+    torch.manual_seed(5)
+    C = LinearClassifier().eval()
+    x = torch.rand(9, 1, 28, 28)
+    return C, x, C(x).argmax(1)
+
+
+def test_on_survivors_scatters_the_outcomes_and_marks_the_rest_broken():
+    mask = torch.tensor([True, False, True, False])
+    seen = []
+
+    def attack(rows):
+        seen.append(rows.tolist())
+        return {"threat_model": "adaptive-pgd", "accuracy": {0.3: 0.5}, "ci95": {0.3: (0, 1)}, "n": 2,
+                "correct": {0.3: torch.tensor([False, True])}, "attack": {"attack": "pgd"}, "defense": "D",
+                "correct_after_restart": {0.3: torch.tensor([[True, True], [False, True]])}}
+    r = cascade.on_survivors(attack, mask, 0.3, threat_model="unused", after=["first"])
+    assert seen == [[0, 2]]
+    assert r["correct"][0.3].tolist() == [False, False, True, False] and r["accuracy"][0.3] == 0.25
+    assert r["correct_after_restart"][0.3].tolist() == [[True, False, True, False], [False, False, True, False]]
+    assert r["attacked"][0.3].tolist() == mask.tolist() and r["attack"]["cascade_after"] == ["first"]
+    none = cascade.on_survivors(attack, torch.zeros(3, dtype=torch.bool), 0.3, threat_model="not run", after=[],
+                                defense="D", attack={"attack": "pgd"})
+    assert len(seen) == 1 and none["accuracy"][0.3] == 0.0 and none["threat_model"] == "not run"
+    with pytest.raises(ValueError, match="mask"):
+        cascade.on_survivors(attack, torch.ones(3), 0.3, threat_model="x", after=[])
+    with pytest.raises(ValueError, match="mask"):
+        cascade.mask_sha256([True])
+    assert cascade.mask_sha256(mask) != cascade.mask_sha256(~mask)
+
+
+def test_a_cascade_attacks_only_the_survivors_and_keeps_the_worst_case(tmp_path, monkeypatch):
+    C, x, y = _setup()
+    defs = {"Original": Original()}
+    attacks = ["pgd:ce:2x1", "pgd:cw:3x1"]
+    calls = []
+    real = adaptive.whitebox_accuracy
+
+    def counted(d, c, xs, ys, *a, **k):
+        calls.append((k.get("loss"), len(ys)))
+        return real(d, c, xs, ys, *a, **k)
+    monkeypatch.setattr(campaign, "whitebox_accuracy", counted)
+    res = campaign.run(C, defs, x, y, attacks, [0.005], tmp_path, cascade=True, chunk=4, log=lambda m: None)
+    first, second = (res["Original"][a][0.005] for a in attacks)
+    left = first["correct"][0.005]
+    assert 0 < int(left.sum()) < 9, "the test needs an eps where the first attack breaks some images, not all"
+    # the second attack ran only on what the first left, part by part (images 0-3, 4-7, 8)
+    assert [n for loss, n in calls if loss == "cw"] == [int(left[lo:hi].sum()) for lo, hi in parts.bounds(9, 4)
+                                                        if left[lo:hi].any()]
+    assert torch.equal(second["attacked"][0.005], left) and not (second["correct"][0.005] & ~left).any()
+    assert second["attack"]["cascade_after"] == ["pgd:ce:2x1"]
+    w = campaign.summary(res)["Original"]["worst"]
+    assert torch.equal(w["correct"][0.005], second["correct"][0.005]) and w["cascaded"] == attacks
+    assert w["decisive"][0.005]["pgd:cw:3x1"] == int((left & ~second["correct"][0.005]).sum())
+    assert "on what the rows above left" in per_attack_table({"robust": res}, "Original")
+    # everything is reused; when the first piece changes (recomputed with another outcome), so does the second
+    calls[:] = []
+    campaign.run(C, defs, x, y, attacks, [0.005], tmp_path, cascade=True, chunk=4, log=lambda m: None)
+    assert calls == []
+    piece = campaign.piece_path(tmp_path, "Original", campaign.parse_attack(attacks[0]), 0.005)
+    st = torch.load(piece, weights_only=False)
+    st_result = st["result"]
+    flip = int(left.nonzero()[0])
+    st_result["correct"][0.005][flip] = False          # pretend a stronger first attack broke one more image
+    torch.save(st, piece)
+    logs = []
+    res2 = campaign.run(C, defs, x, y, attacks, [0.005], tmp_path, cascade=True, chunk=4, log=logs.append)
+    assert not res2["Original"][attacks[1]][0.005]["attacked"][0.005][flip]
+    assert any(loss == "cw" for loss, _ in calls)
+
+
+def test_a_cascade_with_a_missing_earlier_piece_lists_the_later_ones_as_missing(tmp_path):
+    C, x, y = _setup()
+    missing = []
+    res = campaign.run(C, {"Original": Original()}, x, y, ["pgd:ce:2x1", "pgd:cw:2x1"], [0.005], tmp_path,
+                       cascade=True, compute_missing=False, missing=missing, log=lambda m: None)
+    assert res == {} and [m[1] for m in missing] == ["pgd:ce:2x1", "pgd:cw:2x1"]
+    with pytest.raises(TypeError, match="cascade"):
+        campaign.run(C, {"Original": Original()}, x, y, ["pgd:ce:2x1"], [0.005], tmp_path, cascade=1)
