@@ -24,7 +24,7 @@ FULL_PRECISION = {"generator", "classifier", "encoder"}
 LIMIT_BYTES = 20 * 1024 * 1024
 
 
-def name_shipped(path: Path, ck, half: bool) -> bool:
+def already_shipped(path: Path, ck, half: bool) -> bool:
     """Whether ``path`` already holds ``ck``'s weights (at the precision they ship in): then it is kept
     byte for byte, since other checkpoints and stored results name its sha256."""
     if not path.is_file():
@@ -49,7 +49,7 @@ def main() -> None:
     for path in sorted(src.glob("*.pt")):
         ck = load_checkpoint(path)
         half = ck.kind not in FULL_PRECISION
-        if name_shipped(dst / path.name, ck, half):
+        if already_shipped(dst / path.name, ck, half):
             print(f"{path.name}: already shipped with these weights (kept as it is)")
             out = dst / path.name
         else:

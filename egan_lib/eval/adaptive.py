@@ -34,6 +34,11 @@ from ..torch_utils import plain
 from .stats import accuracy_summary
 
 
+def attack_precision(bf16: bool) -> str:
+    """How the attacker computes, as a result records it."""
+    return "bf16 autocast, BatchNorm folded, channels_last" if bf16 else "fp32"
+
+
 def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps_values, *, attack: str = "pgd",
                       steps: int = 40, restarts: int = 1, step_size: float | None = None, random_start: bool = True,
                       seed: int = 0, bpda="auto", loss: str = "ce", batch_size: int = 256, device=None,
@@ -131,7 +136,7 @@ def whitebox_accuracy(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps
             adv[e] = xa
     params = {"attack": attack, "loss": {"autoattack": "standard ensemble", "latent": "latent distance"}.get(attack, loss),
               "bpda": fn.uses_bpda, "batch_size": batch_size, "eot_samples": eot_samples,
-              "attack_precision": "bf16 autocast, BatchNorm folded, channels_last" if attack_bf16 else "fp32"}
+              "attack_precision": attack_precision(attack_bf16)}
     if attacker is not None:
         params["attacker_defense"] = attacker.settings() if callable(getattr(attacker, "settings", None)) \
             else getattr(attacker, "name", type(attacker).__name__)

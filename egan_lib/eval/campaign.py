@@ -29,7 +29,7 @@ import torch
 
 from .._validate import check_eps_list, check_images, check_labels, check_positive_int
 from ..attacks.autoattack import STANDARD as AUTOATTACK_STANDARD
-from .adaptive import whitebox_accuracy, worst_case
+from .adaptive import attack_precision, whitebox_accuracy, worst_case
 from .cascade import on_survivors, settings as cascade_settings
 from .parts import bounds, merge, part_path
 from .store import load_or_evaluate, protocol_settings
@@ -103,8 +103,7 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                                                  attacker=att, **a.kwargs)
                     r = go() if mask is None else on_survivors(
                         go, mask[lo:hi], e, after=after, threat_model="not run: an earlier attack broke every image",
-                        defense=name, attack={**a.settings(), "attack_precision": "bf16 autocast, BatchNorm folded, "
-                                              "channels_last" if a.kwargs.get("attack_bf16") else "fp32"})
+                        defense=name, attack={**a.settings(), "attack_precision": attack_precision(a.kwargs.get("attack_bf16", False))})
                     r["seconds_per_image"] = (time.perf_counter() - t0) / (hi - lo)
                     return r
 

@@ -19,10 +19,15 @@ import torch
 from .stats import accuracy_summary
 
 
-def mask_sha256(mask: torch.Tensor) -> str:
-    """The digest of a boolean per-image mask (which images a cascaded piece attacks)."""
+def _check_mask(mask) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 1:
         raise ValueError("mask: expected a 1-D boolean tensor (one entry per image)")
+    return mask
+
+
+def mask_sha256(mask: torch.Tensor) -> str:
+    """The digest of a boolean per-image mask (which images a cascaded piece attacks)."""
+    mask = _check_mask(mask)
     return hashlib.sha256(mask.cpu().numpy().tobytes()).hexdigest()
 
 
@@ -37,8 +42,7 @@ def on_survivors(run_attack, mask: torch.Tensor, eps: float, *, threat_model: st
     them: ``correct`` False where the image was not attacked (an earlier attack broke it),
     ``correct_after_restart`` likewise, ``attacked`` {eps: mask}. With no image left, nothing runs and
     ``threat_model`` and ``extra`` (defense, attack) describe the result."""
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 1:
-        raise ValueError("mask: expected a 1-D boolean tensor (one entry per image)")
+    mask = _check_mask(mask)
     rows = mask.nonzero().flatten()
     n = mask.numel()
     correct = torch.zeros(n, dtype=torch.bool)
