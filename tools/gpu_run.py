@@ -11,12 +11,25 @@ CUDA-synchronised by ``egan_lib.eval.timing``) and packs the executed notebooks,
 and the stored evaluations into ``book.tar.gz``. Each stage prints its wall time, and each archive
 stays one file (the device tool returns at most 8 files, 64 MiB in all).
 
-The same two stages run on a CPU with a tiny profile (``tests/test_gpu_path.py`` runs them with
+A third stage runs a chapter's attack campaign (``egan_lib.eval.campaign``'s plan) against a deadline:
+
+    python tools/gpu_run.py campaign --profile cpu --chapter 8 --device cuda --out "$OUT" --seconds 480
+
+It starts from the stored pieces of the working tree (``--results-dir``, default book/results), so only
+missing parts are computed, stops the campaign at ``--seconds`` (a part is written atomically: a stopped
+run loses at most the part in progress) and packs every piece file that is new or changed into
+``campaign.tar.gz``, to unpack over book/results here (``tar -xzf campaign.tar.gz -C book/results``).
+Pieces do not record the device, so parts computed on a GPU and on a CPU make one piece together. It
+exits 0 when the plan is complete, 3 when the deadline stopped it (the archive then holds what was done).
+On a machine without internet, ``--data-dir`` names a folder holding ``mnist.pkl.gz`` from the data cache.
+
+The same stages run on a CPU with a tiny profile (``tests/test_gpu_path.py`` runs them with
 ``--profile smoke --device cpu``), so the path is exercised on every CI run even where no GPU is lent.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tarfile
@@ -99,9 +112,38 @@ def stage_book(a) -> Path:
     return archive
 
 
+def _files(root: Path) -> dict:
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def stage_campaign(a) -> int:
+    from egan_lib.eval.campaign import campaign_dir
+    if a.seconds <= 0:
+        raise SystemExit(f"--seconds: expected a positive number, got {a.seconds}")
+    t0 = time.perf_counter()
+    results = Path(a.results_dir).resolve()
+    camp = campaign_dir(results, a.profile)
+    camp.mkdir(parents=True, exist_ok=True)
+    before = _files(camp)
+    cmd = [sys.executable, "-u", "-m", "egan_lib.eval.campaign", "--profile", a.profile, "--seed", str(a.seed),
+           "--device", a.device, "--artifacts", str(a.artifacts), "--results-dir", str(results),
+           "--chapter", str(a.chapter), "--plan", *(a.jobs or [])]
+    env = dict(os.environ, **({"EGAN_DATA": str(Path(a.data_dir).resolve())} if a.data_dir else {}))
+    try:
+        code = subprocess.run(cmd, cwd=ROOT, env=env, timeout=a.seconds).returncode
+    except subprocess.TimeoutExpired:
+        code = None
+    changed = [p for p, st in sorted(_files(camp).items()) if before.get(p) != st and not p.name.endswith(".tmp")]
+    _pack(Path(a.out), "campaign.tar.gz", results, changed)
+    state = "stopped at the deadline" if code is None else f"campaign exit {code}"
+    print(f"campaign stage ({a.profile}, chapter {a.chapter}, {a.device}): {len(changed)} new or changed files, "
+          f"{time.perf_counter() - t0:.0f} s, {state}")
+    return 3 if code is None else code
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["train", "book"])
+    ap.add_argument("stage", choices=["train", "book", "campaign"])
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda")
@@ -110,8 +152,14 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--weights", default=None, help="book: a weights.tar.gz of the train stage to use")
     ap.add_argument("--only", nargs="+", default=None, help="book: only these chapters")
+    ap.add_argument("--chapter", type=int, default=8, help="campaign: whose plan (7 or 8)")
+    ap.add_argument("--jobs", nargs="+", default=None, help="campaign: only these jobs of the plan")
+    ap.add_argument("--seconds", type=float, default=480.0, help="campaign: stop after this many seconds")
+    ap.add_argument("--results-dir", default=str(ROOT / "book" / "results"), help="campaign: the stored pieces")
     a = ap.parse_args(argv)
     Path(a.out).mkdir(parents=True, exist_ok=True)
+    if a.stage == "campaign":
+        return stage_campaign(a)
     (stage_train if a.stage == "train" else stage_book)(a)
     return 0
 

@@ -35,3 +35,29 @@ def test_train_then_book_stage_on_cpu(tmp_path):
         text = tar.extractfile(nb).read().decode()
     assert "encoder weights: loaded" in text          # the packed weights were used, nothing was retrained
     assert '"profile": "smoke"' in text or "profile smoke" in text
+
+
+def test_campaign_stage_packs_new_pieces_and_stops_at_its_deadline(tmp_path):
+    art = tmp_path / "artifacts"
+    smoke = SCRATCH / "artifacts" / "checkpoints" / "smoke"
+    if smoke.is_dir():
+        shutil.copytree(smoke, art / "checkpoints" / "smoke")
+    results = tmp_path / "results"
+
+    def run(out, seconds):
+        return subprocess.run([sys.executable, str(REPO / "tools" / "gpu_run.py"), "campaign", "--profile", "smoke",
+                               "--chapter", "8", "--jobs", "robust-latent-egan", "--device", "cpu", "--out", str(out),
+                               "--artifacts", str(art), "--results-dir", str(results), "--seconds", str(seconds)],
+                              cwd=REPO, capture_output=True, text=True, timeout=1200)
+    r = run(tmp_path / "late", 0.5)                    # the deadline comes before the first part
+    assert r.returncode == 3, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "stopped at the deadline" in r.stdout
+    r = run(tmp_path / "out", 900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    with tarfile.open(tmp_path / "out" / "campaign.tar.gz") as tar:
+        names = [m.name for m in tar.getmembers()]
+    assert names and all(n.startswith("evaluations/mnist-smoke-campaign/EGAN/latent") for n in names), names
+    assert not any(n.endswith(".tmp") for n in names)
+    r = run(tmp_path / "again", 900)                   # everything stored: nothing new to pack
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "0 new or changed files" in r.stdout
