@@ -12,11 +12,17 @@ import tarfile
 from book_env import REPO, SCRATCH
 
 
-def test_train_then_book_stage_on_cpu(tmp_path):
+def _smoke_artifacts(tmp_path):
+    """An artifacts folder holding the smoke pipeline's checkpoints (when it ran), so nothing retrains."""
     art = tmp_path / "artifacts"
     smoke = SCRATCH / "artifacts" / "checkpoints" / "smoke"
     if smoke.is_dir():
         shutil.copytree(smoke, art / "checkpoints" / "smoke")
+    return art
+
+
+def test_train_then_book_stage_on_cpu(tmp_path):
+    art = _smoke_artifacts(tmp_path)
     out = tmp_path / "out"
     run = lambda *a: subprocess.run([sys.executable, str(REPO / "tools" / "gpu_run.py"), *a], cwd=REPO,  # noqa: E731
                                     capture_output=True, text=True, timeout=900)
@@ -38,10 +44,7 @@ def test_train_then_book_stage_on_cpu(tmp_path):
 
 
 def test_campaign_stage_packs_new_pieces_and_stops_at_its_deadline(tmp_path):
-    art = tmp_path / "artifacts"
-    smoke = SCRATCH / "artifacts" / "checkpoints" / "smoke"
-    if smoke.is_dir():
-        shutil.copytree(smoke, art / "checkpoints" / "smoke")
+    art = _smoke_artifacts(tmp_path)
     results = tmp_path / "results"
 
     def run(out, seconds):
