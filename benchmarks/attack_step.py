@@ -1,13 +1,13 @@
 """Milliseconds per image of one white-box PGD step through EGAN's C(G(E(x))): the deployed fp32 pipeline
-against the attacker's fast arithmetic (BatchNorm folded into the convolutions, channels_last, bf16
-autocast; ``egan_lib.attacks.fast``), for a few batch sizes.
+against the attacker's fast arithmetic (BatchNorm folded into the convolutions, channels_last, in fp32 --
+the ``:fold`` specs -- and under bf16 autocast -- ``:bf16``; ``egan_lib.attacks.fast``), for a few batch sizes.
 
     python benchmarks/attack_step.py [--profile cpu] [--threads 2] [--batches 64 250] [--repeats 3]
 
 The networks have the profile's architectures and random weights (a step costs the same whatever the
 weights); nothing is trained or loaded. A step is a forward and a backward pass of the cross-entropy to
 the input. Printed: the median over ``--repeats`` timed steps after one warm-up, the device, threads and
-whether the CPU has native bf16 (on AVX2-only CPUs bf16 is emulated and the fast path is slower).
+whether the CPU has native bf16 (on AVX2-only CPUs bf16 is emulated and the bf16 path is slower).
 """
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     rows = []
     for b in a.batches:
         x, y = torch.rand(b, 1, 28, 28), torch.randint(0, 10, (b,))
-        for label, fn in (("deployed fp32", through(d, C)), ("attacker: folded, channels_last, bf16", through(d, C, bf16=True))):
+        for label, fn in (("deployed fp32", through(d, C)), ("attacker: folded, channels_last, fp32", through(d, C, fold=True)),
+                          ("attacker: folded, channels_last, bf16", through(d, C, bf16=True))):
             ms = step_ms(fn, x, y, a.repeats)
             rows.append({"batch": b, "pipeline": label, "ms_per_image": ms})
             print(f"batch {b:4d}  {label:40s} {ms:8.2f} ms per image per PGD step")

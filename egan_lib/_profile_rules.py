@@ -74,6 +74,10 @@ def check_field(name: str, value) -> None:
         eps = check_eps_list(value, name=name)
         if eps[0] <= 0.0:
             raise ValueError(f"{name}: every eps must lie in (0, 1], got {eps}")
+    elif name == "robust_attack_arithmetic":
+        if value not in ("", "fp32", "fold", "bf16"):
+            raise ValueError(f"robust_attack_arithmetic: expected '' (chapter 07's specs as they are), 'fp32', "
+                             f"'fold' or 'bf16', got {value!r}")
     elif name == "steps_curve_eps":
         if check_eps(value, name) <= 0.0:
             raise ValueError(f"steps_curve_eps: expected an eps in (0, 1], got {value!r}")

@@ -146,6 +146,7 @@ class Profile:
     robust_eval_eps: tuple = (0.1, 0.2, 0.3)
     robust_autoattack_eps: tuple = (0.1, 0.2, 0.3)   # () : not run
     robust_latent_attack: str = "latent:100x5"
+    robust_attack_arithmetic: str = ""      # the cascade's arithmetic suffix ("fp32", "fold", "bf16"); "": as in ch. 07
     robust_eval_chunk: int = 100           # images per stored part of a piece: a long piece resumes part by part
     # the study behind those choices (egan_lib.studies.robust_choices): one knob at a time, short fine-tunes
     robust_study_train_eps: tuple = (0.1, 0.2, 0.3)
@@ -261,6 +262,10 @@ PROFILES: dict[str, Profile] = {
         # 66 min for their 500 steps of 64).
         # The default (and the paper profile) keeps 2,000 steps
         robust_image_steps=32_000,
+        # chapter 08's cascade runs in fp32 on BatchNorm-folded copies (":fold"): one PGD step through EGAN costs
+        # 24 ms per image on 2 AVX2-only EPYC cores (39 ms deployed fp32, 471 ms with bf16 emulated; batch 64,
+        # benchmarks/attack_step.py, benchmarks/results/attack_step_cpu_avx2.json)
+        robust_attack_arithmetic="fold",
     ),
     "paper": Profile(
         name="paper", train_size=None, n_test=10_000, eval_parts=4, expensive_n_test=2_000, eps_step=0.05,

@@ -448,3 +448,25 @@ def test_whitebox_attack_in_bf16_is_judged_by_the_defense_in_its_own_precision(c
     assert half["accuracy"][0.1] < _acc(clf, x, y)
     with pytest.raises(TypeError, match="attack_bf16"):
         whitebox_accuracy(identity_defense(), clf, x, y, [0.1], steps=1, attack_bf16="yes")
+
+
+def test_the_folded_fp32_attacker_follows_the_deployed_gradient(clf, batch, tiny_generator, tiny_encoder):
+    from egan_lib.defenses import EGAN
+    x, y = batch
+    egan = EGAN(tiny_encoder, tiny_generator)
+    deployed, folded = through(egan, clf), through(egan, clf, fold=True)
+    assert folded.fold and not folded.bf16 and not deployed.fold
+    with torch.no_grad():
+        assert torch.allclose(folded(x), deployed(x), atol=1e-4)
+    g0, g1 = _input_grad(deployed, x, y), _input_grad(folded, x, y)
+    assert float(g0.abs().max()) > 0 and torch.allclose(g1, g0, atol=1e-5, rtol=1e-3)
+    # the deployed networks are not touched: still BatchNorm, still the deployed layout
+    assert any(isinstance(m, nn.BatchNorm2d) for m in egan.encoder.modules())
+    r = whitebox_accuracy(egan, clf, x, y, [0.1], steps=3, attack="pgd", attack_fold=True)
+    assert r["attack"]["attack_precision"] == "fp32, BatchNorm folded, channels_last"
+    lat = whitebox_accuracy(egan, clf, x, y, [0.1], steps=2, attack="latent", attack_fold=True)
+    assert lat["attack"]["attack_precision"] == "fp32, BatchNorm folded, channels_last" and lat["n"] == len(y)
+    with pytest.raises(TypeError, match="attack_fold"):
+        whitebox_accuracy(egan, clf, x, y, [0.1], steps=1, attack_fold=1)
+    with pytest.raises(TypeError, match="fold"):
+        through(egan, clf, fold="yes")

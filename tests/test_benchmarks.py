@@ -63,7 +63,8 @@ def test_attack_step_benchmark_runs_on_smoke(tmp_path, capsys):
     out = tmp_path / "rows.json"
     assert mod.main(["--profile", "smoke", "--threads", "1", "--batches", "4", "--repeats", "1", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [r["pipeline"] for r in rows] == ["deployed fp32", "attacker: folded, channels_last, bf16"]
+    assert [r["pipeline"] for r in rows] == ["deployed fp32", "attacker: folded, channels_last, fp32",
+                                              "attacker: folded, channels_last, bf16"]
     assert all(r["ms_per_image"] > 0 for r in rows) and "machine:" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         mod.main(["--batches", "0"])

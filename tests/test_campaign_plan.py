@@ -159,13 +159,20 @@ def test_chapter_08_has_its_own_plan_from_the_robust_fields():
     assert r.defenses == ("EGAN-R", "EGAN-RC") == tuple(p.robust_defenses) and r.eps == (0.1, 0.2, 0.3) and r.cascade
     # the cascade: the restarts attack first on every image (its restart curve is the convergence check), then
     # PGD-CW (PGD-CE 100 x 5 is the first 5 restarts of PGD-CE 100 x 10: not run twice), the latent path, AutoAttack
-    assert r.attacks == ("pgd:ce:100x10:bf16", "pgd:cw:100x5:bf16", p.robust_latent_attack, p.autoattack)
+    # in the profile's arithmetic: fp32 on BatchNorm-folded copies (chapter 07's specs are bf16)
+    assert p.robust_attack_arithmetic == "fold" and p.restarts_attack.endswith(":bf16")
+    assert r.attacks == ("pgd:ce:100x10:fold", "pgd:cw:100x5:fold", "latent:100x5:fold", "autoattack:fold")
     assert parse_attack(r.attacks[2]).kwargs["attack"] == "latent"
-    assert jobs["robust-latent-egan"].defenses == ("EGAN",) and jobs["robust-latent-egan"].attacks == (p.robust_latent_attack,)
+    assert all(parse_attack(a).kwargs["attack_fold"] for a in r.attacks)
+    assert jobs["robust-latent-egan"].defenses == ("EGAN",) and jobs["robust-latent-egan"].attacks == ("latent:100x5:fold",)
+    # "": chapter 07's specs as they are
+    as_07 = campaign.robust_plan(p.replace(robust_attack_arithmetic=""))[0].attacks
+    assert as_07 == ("pgd:ce:100x10:bf16", "pgd:cw:100x5:bf16", p.robust_latent_attack, p.autoattack)
     assert not jobs["robust-latent-egan"].cascade and not any(j.cascade for j in campaign.plan(p))
     # AutoAttack at other eps than the evaluation's runs on its own, on every image
     other = {j.name: j for j in campaign.robust_plan(p.replace(robust_autoattack_eps=(0.3,)))}
-    assert p.autoattack not in other["robust"].attacks and other["robust-autoattack"].eps == (0.3,)
+    assert "autoattack:fold" not in other["robust"].attacks and other["robust-autoattack"].eps == (0.3,)
+    assert other["robust-autoattack"].attacks == ("autoattack:fold",)
     assert all(j.n == p.campaign_n for j in jobs.values())
     assert all(j.chunk == p.robust_eval_chunk == 100 for j in jobs.values())   # stored 100 images at a time
     assert all(j.chunk is None for j in campaign.plan(p))                      # chapter 07's pieces: one file
@@ -177,6 +184,23 @@ def test_chapter_08_has_its_own_plan_from_the_robust_fields():
         campaign.run_plan(None, "unused", chapter=9)
     with pytest.raises(ValueError, match="robust_defenses"):
         get_profile("cpu").replace(robust_defenses=("EGAN-R", "EGAN-R"))
+    with pytest.raises(ValueError, match="robust_attack_arithmetic"):
+        get_profile("cpu").replace(robust_attack_arithmetic="fp16")
+
+
+def test_an_attack_spec_names_its_arithmetic_and_can_change_it():
+    from egan_lib.attack_spec import arithmetic, with_arithmetic
+    assert arithmetic(parse_attack("pgd:ce:10x1:fold")) == "fold" and parse_attack("pgd:ce:10x1:fold").kwargs["attack_fold"]
+    assert arithmetic(parse_attack("autoattack:bf16")) == "bf16" and arithmetic(parse_attack("latent:3x2")) == "fp32"
+    assert with_arithmetic("pgd:cw:100x5:bf16:m2", "fold") == "pgd:cw:100x5:fold:m2"
+    assert with_arithmetic("eot4:pgd:ce:100x1:bf16", "fp32") == "eot4:pgd:ce:100x1"
+    assert with_arithmetic("latent:100x5", "bf16") == "latent:100x5:bf16"
+    with pytest.raises(ValueError, match="arith"):
+        with_arithmetic("latent:100x5", "fp16")
+    with pytest.raises(ValueError, match="attack spec"):
+        parse_attack("pgd:ce:1x1:bf16:fold")        # one arithmetic per attack
+    with pytest.raises(ValueError, match="attack spec"):
+        with_arithmetic("pgd:ce:0x1", "fold")
 
 
 def test_autoattack_uses_the_reference_settings_not_torchattacks_defaults():

@@ -57,10 +57,11 @@ def bpda(fn, *, enable_grad: bool = True):
 class Through(nn.Module):
     """x -> classifier(purifier(x)): the defended pipeline as one differentiable function (see :func:`through`)."""
 
-    def __init__(self, defense, classifier, use_bpda: bool, bf16: bool = False):
+    def __init__(self, defense, classifier, use_bpda: bool, bf16: bool = False, fold: bool = False):
         super().__init__()
         self.bf16 = bool(bf16)
-        if self.bf16:                           # the attacker's fast arithmetic: BN folded, channels_last
+        self.fold = bool(fold) or self.bf16
+        if self.fold:                           # the attacker's fast arithmetic: BN folded, channels_last
             defense = attacker_copy(defense)
             classifier = fold_batchnorm(classifier) if isinstance(classifier, nn.Module) else classifier
         self.classifier = classifier            # registered when it is an nn.Module (eval mode, device)
@@ -113,7 +114,7 @@ def _defense_device(defense, classifier) -> torch.device:
     return d
 
 
-def through(defense, classifier, *, bpda="auto", bf16: bool = False) -> Through:
+def through(defense, classifier, *, bpda="auto", bf16: bool = False, fold: bool = False) -> Through:
     """The defended classifier x -> classifier(purify(x)) as a differentiable callable for PGD/FGSM.
 
     ``defense``: a Defense-like object (``name``, ``differentiable``, ``device``, ``forward(x)``:
@@ -125,6 +126,8 @@ def through(defense, classifier, *, bpda="auto", bf16: bool = False) -> Through:
     ``bf16``: the attacker's fast arithmetic: bf16 autocast on copies of the networks with BatchNorm folded
     into the convolutions, in channels_last (:mod:`egan_lib.attacks.fast`; on CPUs with native bf16 and on
     GPUs). The attacked examples are then judged by the defense itself, as deployed.
+    ``fold``: the same folded, channels_last copies in fp32 (the fast arithmetic of CPUs that only emulate
+    bf16; the function is the deployed one up to float rounding). ``bf16`` implies it.
     """
     check_callable(classifier, "classifier")
     if not (callable(defense) or callable(getattr(defense, "forward", None))):
@@ -141,4 +144,6 @@ def through(defense, classifier, *, bpda="auto", bf16: bool = False) -> Through:
         raise ValueError(f"bpda: expected 'auto', True or False, got {bpda!r}")
     if not isinstance(bf16, bool):
         raise TypeError(f"bf16: expected True or False, got {bf16!r}")
-    return Through(defense, classifier, use, bf16)
+    if not isinstance(fold, bool):
+        raise TypeError(f"fold: expected True or False, got {fold!r}")
+    return Through(defense, classifier, use, bf16, fold)

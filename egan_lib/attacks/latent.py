@@ -21,6 +21,7 @@ from .._validate import (check_eps, check_images, check_labels, check_module, ch
                          check_positive_int, check_seed)
 from ..torch_utils import EvalMode, autocast_bf16, plain
 from .base import check_defense, predict, purify_batched
+from .fast import fold_batchnorm
 
 OBJECTIVES = ("reconstruction", "latent", "classifier")
 
@@ -86,11 +87,14 @@ def encoder_attack(encoder: nn.Module, generator: nn.Module, x: torch.Tensor, ep
 
 
 def latent_path_attack(defense, classifier, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 100,
-                       restarts: int = 1, seed: int = 0, batch_size: int = 256, bf16: bool = False, device=None):
+                       restarts: int = 1, seed: int = 0, batch_size: int = 256, bf16: bool = False, device=None,
+                       fold: bool = False):
     """The latent-path attack on an EGAN-like defense (one with ``encoder`` and ``generator``): per restart,
     ``encoder_attack(objective="latent")`` from a random start drawn from (seed, restart), then the deployed
     pipeline judges every image still standing; an image it misclassifies keeps that x_adv and is not
-    attacked again. Returns (x_adv, {"fooled", "fooled_after_restart"}) like ``pgd``'s details."""
+    attacked again. Returns (x_adv, {"fooled", "fooled_after_restart"}) like ``pgd``'s details.
+    ``bf16``: the attacker's gradients under bf16 autocast; ``fold``: on fp32 copies of E and G with
+    BatchNorm folded (``egan_lib.attacks.fast``), the deployed pipeline still judging."""
     check_defense(defense)
     if not (isinstance(getattr(defense, "encoder", None), nn.Module)
             and isinstance(getattr(defense, "generator", None), nn.Module)):
@@ -104,7 +108,11 @@ def latent_path_attack(defense, classifier, x: torch.Tensor, y: torch.Tensor, ep
     restarts = check_positive_int(restarts, "restarts")
     batch_size = check_positive_int(batch_size, "batch_size")
     seed = check_seed(seed)
+    if not isinstance(fold, bool):
+        raise TypeError(f"fold: expected True or False, got {fold!r}")
     dev = defense.device
+    E, G = (fold_batchnorm(defense.encoder), fold_batchnorm(defense.generator)) if fold else \
+        (defense.encoder, defense.generator)
     best = x.clone()
     fooled = torch.zeros(len(y), dtype=torch.bool)
     after = []
@@ -113,7 +121,7 @@ def latent_path_attack(defense, classifier, x: torch.Tensor, y: torch.Tensor, ep
         rng = torch.Generator().manual_seed(seed * 1_000_003 + r)
         for i in range(0, todo.numel(), batch_size):
             rows = todo[i:i + batch_size]
-            xa = encoder_attack(defense.encoder, defense.generator, x[rows].to(dev), eps, steps=steps,
+            xa = encoder_attack(E, G, x[rows].to(dev), eps, steps=steps,
                                 objective="latent", generator_rng=rng, bf16=bf16).cpu()
             wrong = predict(classifier, purify_batched(defense, xa, batch_size), batch_size=batch_size,
                             device=device).cpu() != y[rows]
