@@ -110,6 +110,14 @@ def check_field(name: str, value) -> None:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value or \
                 any(v not in ("reconstruction", "latent") for v in value):
             raise ValueError(f"robust_study_objectives: expected a tuple out of 'reconstruction', 'latent', got {value!r}")
+    elif name == "robust_study_centre":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 4 or \
+                value[3] not in ("reconstruction", "latent"):
+            raise ValueError(f"robust_study_centre: expected (train eps, inner steps, clean share, 'reconstruction' "
+                             f"or 'latent'), got {value!r}")
+        check_fraction(value[0], "robust_study_centre[0] (train eps)")
+        check_positive_int(value[1], "robust_study_centre[1] (inner steps)")
+        check_fraction(value[2], "robust_study_centre[2] (clean share)")
     elif name == "robust_study_clean":
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
             raise ValueError(f"robust_study_clean: expected a non-empty tuple of fractions, got {value!r}")

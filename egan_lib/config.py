@@ -148,7 +148,9 @@ class Profile:
     robust_latent_attack: str = "latent:100x5"
     robust_attack_arithmetic: str = ""      # the cascade's arithmetic suffix ("fp32", "fold", "bf16"); "": as in ch. 07
     robust_eval_chunk: int = 100           # images per stored part of a piece: a long piece resumes part by part
-    # the study behind those choices (egan_lib.studies.robust_choices): one knob at a time, short fine-tunes
+    # the study behind those choices (egan_lib.studies.robust_choices): one knob at a time around a centre
+    # fixed before any number (train eps, inner steps, clean share, objective), short fine-tunes
+    robust_study_centre: tuple = (0.3, 5, 0.5, "reconstruction")
     robust_study_train_eps: tuple = (0.1, 0.2, 0.3)
     robust_study_inner: tuple = (1, 3, 5)
     robust_study_clean: tuple = (0.0, 0.5)
@@ -223,6 +225,7 @@ PROFILES: dict[str, Profile] = {
         pixeldefend_n=2, pixeldefend_attacks=("pgd:ce:2x1",),
         autoattack_eps=(), steps_curve=(2, 4, 8), steps_curve_eps=0.3, restarts_attack="pgd:ce:4x3",
         restarts_eps=(0.1,), robust_inner_steps=2, robust_image_steps=256, robust_latents=512,
+        robust_study_centre=(0.3, 2, 0.5, "reconstruction"),
         robust_study_train_eps=(0.3,), robust_study_inner=(1,), robust_study_clean=(0.5,),
         robust_study_objectives=("reconstruction",), robust_study_image_steps=64, robust_study_n=8,
         robust_study_attack="pgd:ce:2x1", robust_latent_attack="latent:3x2", robust_eval_eps=(0.3,),

@@ -9,17 +9,24 @@ from egan_lib.config import get_profile
 from egan_lib.studies import robust_choices as rc
 
 
-def test_candidates_vary_one_knob_at_a_time_around_the_profiles_choice():
+def test_candidates_vary_one_knob_at_a_time_around_the_studys_centre():
     p = get_profile("cpu")
     cs = rc.candidates(p)
     base = cs[0]
-    assert base == {"eps": p.robust_eps, "inner_steps": p.robust_inner_steps,
-                    "clean_fraction": p.robust_clean_fraction, "objective": p.robust_objective}
+    assert base == dict(zip(rc.KNOBS, p.robust_study_centre)) == rc.centre(p)
+    assert rc.chosen(p) in cs                        # what the profile trains is one of the candidates
+    moved = rc.candidates(p.replace(robust_study_centre=(0.2, 1, 0.0, "latent")))
+    assert moved[0] == {"eps": 0.2, "inner_steps": 1, "clean_fraction": 0.0, "objective": "latent"}
+    assert rc.candidates(p.replace(robust_inner_steps=1)) == cs   # the pick does not move the design
     assert len(cs) == len({tuple(sorted(c.items())) for c in cs})            # no duplicates
     assert all(sum(c[k] != base[k] for k in rc.KNOBS) == 1 for c in cs[1:])  # one knob changed
     assert {c["eps"] for c in cs} == set(p.robust_study_train_eps) | {p.robust_eps}
     with pytest.raises(ValueError, match="robust_study_objectives"):
         get_profile("smoke", robust_study_objectives=("labels",))
+    with pytest.raises(ValueError, match="robust_study_centre"):
+        get_profile("smoke", robust_study_centre=(0.3, 5, 0.5, "labels"))
+    with pytest.raises(ValueError, match=r"robust_study_centre\[1\]"):
+        get_profile("smoke", robust_study_centre=(0.3, 0, 0.5, "latent"))
 
 
 def test_the_rule_prefers_white_box_accuracy_within_the_clean_tolerance():

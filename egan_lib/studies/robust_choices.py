@@ -2,8 +2,9 @@
 
 Label-free adversarial training of E has four knobs the issue leaves to measurement: the training
 eps of the inner PGD, its number of steps, the share of each batch left clean, and the inner
-objective (reconstruction error or latent distance). The study varies one at a time around the
-profile's choice. Each candidate is a short fine-tune of the converged E (``robust_study_image_steps``,
+objective (reconstruction error or latent distance). The study varies one at a time around a centre
+fixed before any number was measured (``robust_study_centre``); the rule below picks among them, and the
+profile's ``robust_*`` fields train the pick (EGAN-R, and EGAN-RC's eps, steps and clean share). Each candidate is a short fine-tune of the converged E (``robust_study_image_steps``,
 the same for all, from the same E, with the same seed), then EGAN with that encoder is measured on the
 first ``robust_study_n`` test images: clean accuracy, and accuracy under white-box PGD through
 C(G(E(x))) (``robust_study_attack``) at each eps of ``robust_study_eps``.
@@ -32,12 +33,23 @@ from ..checkpoints import model_sha256
 KNOBS = ("eps", "inner_steps", "clean_fraction", "objective")
 
 
+def centre(profile) -> dict:
+    """The study's centre (``robust_study_centre``) as a candidate."""
+    return dict(zip(KNOBS, profile.robust_study_centre))
+
+
+def chosen(profile) -> dict:
+    """What the profile trains EGAN-R with (its ``robust_*`` fields), as a candidate."""
+    p = profile
+    return {"eps": p.robust_eps, "inner_steps": p.robust_inner_steps, "clean_fraction": p.robust_clean_fraction,
+            "objective": p.robust_objective}
+
+
 def candidates(profile) -> list:
-    """The profile's choice, then one knob at a time changed to each value of its list in the profile
+    """The centre, then one knob at a time changed to each value of its list in the profile
     (``robust_study_train_eps``, ``robust_study_inner``, ``robust_study_clean``, ``robust_study_objectives``)."""
     p = profile
-    base = {"eps": p.robust_eps, "inner_steps": p.robust_inner_steps, "clean_fraction": p.robust_clean_fraction,
-            "objective": p.robust_objective}
+    base = centre(p)
     out = [dict(base)]
     for knob, values in (("eps", p.robust_study_train_eps), ("inner_steps", p.robust_study_inner),
                          ("clean_fraction", p.robust_study_clean), ("objective", p.robust_study_objectives)):
