@@ -182,6 +182,13 @@ def test_chapter_08_has_its_own_plan_from_the_robust_fields():
     assert get_profile("smoke").autoattack not in campaign.robust_plan(get_profile("smoke"))[0].attacks
     with pytest.raises(ValueError, match="chapter"):
         campaign.run_plan(None, "unused", chapter=9)
+    # restricting a cascade to its first attacks (e.g. the PGD attacks before AutoAttack) is allowed
+    casc = jobs["robust"]
+    assert campaign.restrict_attacks(casc, None) == list(casc.attacks)
+    assert campaign.restrict_attacks(casc, casc.attacks[:2]) == list(casc.attacks[:2])
+    assert campaign.restrict_attacks(jobs["robust-latent-egan"], casc.attacks[:2]) == []
+    with pytest.raises(ValueError, match="first attacks"):
+        campaign.restrict_attacks(casc, casc.attacks[1:2])   # a later attack needs the ones before it
     with pytest.raises(ValueError, match="robust_defenses"):
         get_profile("cpu").replace(robust_defenses=("EGAN-R", "EGAN-R"))
     with pytest.raises(ValueError, match="robust_attack_arithmetic"):

@@ -33,7 +33,7 @@ from .cascade import on_survivors, settings as cascade_settings
 from .parts import bounds, merge, part_path
 from .store import load_or_evaluate, protocol_settings
 from ..attack_spec import Attack, parse_attack  # noqa: F401  (re-exported)
-from .plans import PLANS, Job, plan, robust_attacks, robust_plan, steps_curve_specs  # noqa: F401  (re-exported)
+from .plans import PLANS, Job, plan, restrict_attacks, robust_attacks, robust_plan, steps_curve_specs  # noqa: F401  (re-exported)
 
 def piece_path(out: Path, defense_name: str, attack: Attack, eps: float) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", attack.label)
@@ -242,14 +242,16 @@ def campaign_dir(results_dir, profile_name: str) -> Path:
     return Path(results_dir) / "evaluations" / f"mnist-{profile_name}-campaign"
 
 
-def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, reevaluate: bool = False,
-             compute_missing: bool = True, log=print, missing: list | None = None, chapter: int = 7) -> dict:
+def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, only_attacks=None,
+             reevaluate: bool = False, compute_missing: bool = True, log=print, missing: list | None = None,
+             chapter: int = 7) -> dict:
     """Run (or reuse) the profile's plan for ``chapter`` (7: ``plan``, 8: ``robust_plan``) into
     ``<results_dir>/evaluations/mnist-<profile>-campaign/``:
     {job name: {defense: {attack: {eps: result}}}}. ``jobs``, ``only_eps``, ``only_defenses`` restrict it
-    (the background runner orders the expensive pieces last); a chapter passes ``compute_missing=False``
-    where a missing piece must not start hours of attacks (with a ``missing`` list it then goes on without
-    it and lists it there)."""
+    (the background runner orders the expensive pieces last); ``only_attacks`` (specs) too, and in a
+    cascade it must name the cascade's first attacks (a later one needs those before it). A chapter passes
+    ``compute_missing=False`` where a missing piece must not start hours of attacks (with a ``missing`` list
+    it then goes on without it and lists it there)."""
     if chapter not in PLANS:
         raise ValueError(f"chapter: expected one of {sorted(PLANS)}, got {chapter!r}")
     from ..defenses import get_defenses
@@ -263,6 +265,9 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, r
         eps = [e for e in j.eps if only_eps is None or any(abs(e - o) < 1e-9 for o in only_eps)]
         if not names or not eps:
             continue
+        attacks = restrict_attacks(j, only_attacks)
+        if not attacks:
+            continue
         n = min(j.n, len(y))
         if j.name == "onmanifold":
             p = ws.profile
@@ -272,7 +277,7 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, r
             continue
         defs = get_defenses(ws, names)
         att = {"Defense-GAN": dgan_surrogate(ws, *j.attacker)} if j.attacker and "Defense-GAN" in defs else None
-        res[j.name] = run(C, defs, x[:n], y[:n], list(j.attacks), sorted(eps), out, seed=ws.seed,
+        res[j.name] = run(C, defs, x[:n], y[:n], attacks, sorted(eps), out, seed=ws.seed,
                           batch_size=j.batch or ws.profile.campaign_batch, reevaluate=reevaluate, log=log, attackers=att,
                           compute_missing=compute_missing, missing=missing, chunk=j.chunk, cascade=j.cascade)
     return res
@@ -295,7 +300,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reevaluate", action="store_true")
     ap.add_argument("--plan", nargs="*", default=None, metavar="JOB",
                     help="run the profile's plan (what chapter 07 shows) into --results-dir: all jobs, or the named "
-                         "ones (main, pixeldefend, restarts, steps, autoattack, dgan, onmanifold); --defenses/--eps then only restrict it")
+                         "ones (main, pixeldefend, restarts, steps, autoattack, dgan, onmanifold); --defenses/--eps/--attacks "
+                         "then only restrict it (in a cascade, --attacks names its first attacks)")
     ap.add_argument("--chapter", type=int, default=7, choices=sorted(PLANS),
                     help="whose plan --plan runs: 7 (the paper's defenses) or 8 (the robust variants: robust, robust-latent-egan)")
     ap.add_argument("--results-dir", default="book/results")
@@ -305,7 +311,8 @@ def main(argv=None) -> int:
         ws = setup(a.profile, a.seed, a.device, None, a.artifacts, progress=False, threads=a.threads)
         res = run_plan(ws, a.results_dir, jobs=a.plan or None, reevaluate=a.reevaluate, chapter=a.chapter,
                        only_eps=a.eps if "--eps" in (argv if argv is not None else sys.argv) else None,
-                       only_defenses=a.defenses if "--defenses" in (argv if argv is not None else sys.argv) else None)
+                       only_defenses=a.defenses if "--defenses" in (argv if argv is not None else sys.argv) else None,
+                       only_attacks=a.attacks if "--attacks" in (argv if argv is not None else sys.argv) else None)
         for job, r in res.items():
             if job != "onmanifold":
                 print(f"## {job}\n" + markdown(summary(r)))

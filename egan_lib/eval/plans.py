@@ -104,4 +104,15 @@ def robust_plan(profile) -> list:
     return jobs
 
 
+def restrict_attacks(job, only_attacks) -> list:
+    """``job``'s attacks restricted to the specs ``only_attacks`` (None: all); in a cascade, a prefix."""
+    if only_attacks is None:
+        return list(job.attacks)
+    keep = [a for a in job.attacks if a in only_attacks]
+    if job.cascade and keep != list(job.attacks[:len(keep)]):
+        raise ValueError(f"only_attacks: the cascade of job {job.name!r} runs {list(job.attacks)} in this order; "
+                         f"restrict it to its first attacks, got {keep}")
+    return keep
+
+
 PLANS = {7: plan, 8: robust_plan}
