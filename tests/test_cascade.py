@@ -89,3 +89,47 @@ def test_a_cascade_with_a_missing_earlier_piece_lists_the_later_ones_as_missing(
     assert res == {} and [m[1] for m in missing] == ["pgd:ce:2x1", "pgd:cw:2x1"]
     with pytest.raises(TypeError, match="cascade"):
         campaign.run(C, {"Original": Original()}, x, y, ["pgd:ce:2x1"], [0.005], tmp_path, cascade=1)
+
+
+def test_part_major_order_computes_the_parts_the_full_run_reuses(tmp_path, monkeypatch):
+    """run_plan_by_part runs the plan on the first 1, 2, ... parts of images: every part it stores is the
+    one the plain, attack-major run would store (same images, seed, cascade mask), so the full run then
+    attacks nothing and gets the same outcomes."""
+    C, x, y = _setup()
+    defs = {"Original": Original()}
+    attacks = ["pgd:ce:2x1", "pgd:cw:3x1"]
+    calls = []
+    real = adaptive.whitebox_accuracy
+
+    def counted(d, c, xs, ys, *a, **k):
+        calls.append((k.get("loss"), k.get("seed"), len(ys)))
+        return real(d, c, xs, ys, *a, **k)
+    monkeypatch.setattr(campaign, "whitebox_accuracy", counted)
+    quiet = {"cascade": True, "chunk": 4, "log": lambda m: None}
+    for k in (4, 8, 9):                                      # part-major: what run_plan(first_n=k) does per job
+        campaign.run(C, defs, x[:k], y[:k], attacks, [0.005], tmp_path / "by_part", **quiet)
+    assert [s for _, s, _ in calls][:2] == [0, 0]            # the first part, through every attack, comes first
+    by_part = list(calls)
+    calls[:] = []
+    full = campaign.run(C, defs, x, y, attacks, [0.005], tmp_path / "by_part", **quiet)
+    assert calls == []                                       # every part reused: nothing attacked again
+    ref = campaign.run(C, defs, x, y, attacks, [0.005], tmp_path / "attack_major", **quiet)
+    assert sorted(calls) == sorted(by_part)                  # the same attacks on the same images and seeds
+    for a in attacks:
+        assert torch.equal(full["Original"][a][0.005]["correct"][0.005], ref["Original"][a][0.005]["correct"][0.005])
+
+
+def test_run_plan_by_part_steps_through_the_ends_of_the_stored_parts(monkeypatch):
+    from types import SimpleNamespace
+    from egan_lib.config import get_profile
+    ws = SimpleNamespace(profile=get_profile("cpu"))
+    assert campaign.part_prefixes(ws, chapter=8) == [100, 200, 300, 400, 500]       # chunks of 100 of 500
+    assert campaign.part_prefixes(ws, chapter=7, jobs=["main"]) == [500]            # one file per piece
+    small = SimpleNamespace(profile=get_profile("cpu").replace(n_test=252, expensive_n_test=252))
+    assert campaign.part_prefixes(small, chapter=8) == [100, 200, 252]
+    seen = []
+    monkeypatch.setattr(campaign, "run_plan", lambda ws, rd, **kw: seen.append((kw["first_n"], kw["chapter"])) or {})
+    campaign.run_plan_by_part(ws, "unused", chapter=8, log=lambda m: None)
+    assert seen == [(k, 8) for k in (100, 200, 300, 400, 500)]
+    with pytest.raises(ValueError, match="chapter"):
+        campaign.part_prefixes(ws, chapter=9)

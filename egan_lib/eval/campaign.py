@@ -63,7 +63,7 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
         raise ValueError("defenses: expected a non-empty {name: Defense} dict")
     if chunk is not None:
         chunk = check_positive_int(chunk, "chunk")
-        chunk = None if chunk >= x.shape[0] else chunk
+        chunk = None if chunk > x.shape[0] else chunk      # n == chunk: one part (what a longer run reuses)
     attackers = dict(attackers or {})
     unknown = sorted(set(attackers) - set(defenses))
     if unknown:
@@ -244,14 +244,18 @@ def campaign_dir(results_dir, profile_name: str) -> Path:
 
 def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, only_attacks=None,
              reevaluate: bool = False, compute_missing: bool = True, log=print, missing: list | None = None,
-             chapter: int = 7) -> dict:
+             chapter: int = 7, first_n: int | None = None) -> dict:
     """Run (or reuse) the profile's plan for ``chapter`` (7: ``plan``, 8: ``robust_plan``) into
     ``<results_dir>/evaluations/mnist-<profile>-campaign/``:
     {job name: {defense: {attack: {eps: result}}}}. ``jobs``, ``only_eps``, ``only_defenses`` restrict it
     (the background runner orders the expensive pieces last); ``only_attacks`` (specs) too, and in a
-    cascade it must name the cascade's first attacks (a later one needs those before it). A chapter passes
+    cascade it must name the cascade's first attacks (a later one needs those before it). ``first_n``: only
+    the first images of every job (its pieces are then stored for those n; with whole parts of a chunked job,
+    the parts are the ones the full run reuses: see :func:`run_plan_by_part`). A chapter passes
     ``compute_missing=False`` where a missing piece must not start hours of attacks (with a ``missing`` list
     it then goes on without it and lists it there)."""
+    if first_n is not None:
+        first_n = check_positive_int(first_n, "first_n")
     if chapter not in PLANS:
         raise ValueError(f"chapter: expected one of {sorted(PLANS)}, got {chapter!r}")
     from ..defenses import get_defenses
@@ -268,7 +272,7 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, o
         attacks = restrict_attacks(j, only_attacks)
         if not attacks:
             continue
-        n = min(j.n, len(y))
+        n = min(j.n, len(y), first_n or j.n)
         if j.name == "onmanifold":
             p = ws.profile
             res[j.name] = on_manifold(ws, x[:n], y[:n], sorted(eps), out, steps=p.onmanifold_steps,
@@ -280,6 +284,34 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, o
         res[j.name] = run(C, defs, x[:n], y[:n], attacks, sorted(eps), out, seed=ws.seed,
                           batch_size=j.batch or ws.profile.campaign_batch, reevaluate=reevaluate, log=log, attackers=att,
                           compute_missing=compute_missing, missing=missing, chunk=j.chunk, cascade=j.cascade)
+    return res
+
+
+def part_prefixes(ws, chapter: int = 7, jobs=None) -> list:
+    """The image counts at which :func:`run_plan_by_part` stops: the end of every stored part of the
+    chosen jobs of ``chapter``'s plan (a job stored in one file contributes its n only)."""
+    if chapter not in PLANS:
+        raise ValueError(f"chapter: expected one of {sorted(PLANS)}, got {chapter!r}")
+    ends = set()
+    for j in PLANS[chapter](ws.profile):
+        if jobs is None or j.name in jobs:
+            n = min(j.n, ws.profile.n_test)
+            ends.update(hi for _, hi in bounds(n, j.chunk or n))
+    return sorted(ends)
+
+
+def run_plan_by_part(ws, results_dir, *, log=print, **kw) -> dict:
+    """``run_plan`` part-major: every attack of the plan (a cascade to its last attack) on the first stored
+    part of images, then on the first two parts, and so on up to the plan's n (``run_plan(first_n=...)`` at
+    each :func:`part_prefixes`). The parts computed are exactly those a plain ``run_plan`` stores and
+    reuses (same images, seed and cascade mask), so the order changes only *when* each number exists: after
+    each part, the per-image worst case over *all* the attacks is final on the images done so far, instead
+    of the first attack alone on all of them. The pieces for the intermediate n are overwritten by the
+    next step; the last step stores the plan's own pieces. Returns the last step's results."""
+    res = {}
+    for k in part_prefixes(ws, kw.get("chapter", 7), kw.get("jobs")):
+        log(f"[campaign] the plan on the first {k} images")
+        res = run_plan(ws, results_dir, first_n=k, log=log, **kw)
     return res
 
 
@@ -304,12 +336,16 @@ def main(argv=None) -> int:
                          "then only restrict it (in a cascade, --attacks names its first attacks)")
     ap.add_argument("--chapter", type=int, default=7, choices=sorted(PLANS),
                     help="whose plan --plan runs: 7 (the paper's defenses) or 8 (the robust variants: robust, robust-latent-egan)")
+    ap.add_argument("--by-part", action="store_true",
+                    help="with --plan: finish every attack on each stored part of images before the next part "
+                         "(run_plan_by_part): after each part, the worst case over all attacks is final on the images so far")
     ap.add_argument("--results-dir", default="book/results")
     a = ap.parse_args(argv)
     if a.plan is not None:
         from .. import setup
         ws = setup(a.profile, a.seed, a.device, None, a.artifacts, progress=False, threads=a.threads)
-        res = run_plan(ws, a.results_dir, jobs=a.plan or None, reevaluate=a.reevaluate, chapter=a.chapter,
+        res = (run_plan_by_part if a.by_part else run_plan)(
+                       ws, a.results_dir, jobs=a.plan or None, reevaluate=a.reevaluate, chapter=a.chapter,
                        only_eps=a.eps if "--eps" in (argv if argv is not None else sys.argv) else None,
                        only_defenses=a.defenses if "--defenses" in (argv if argv is not None else sys.argv) else None,
                        only_attacks=a.attacks if "--attacks" in (argv if argv is not None else sys.argv) else None)
