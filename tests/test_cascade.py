@@ -7,6 +7,7 @@ import torch
 from conftest import LinearClassifier
 from egan_lib.defenses import Original
 from egan_lib.eval import adaptive, campaign, cascade, parts
+from egan_lib.eval import campaign_report as report
 from egan_lib.eval.campaign_report import per_attack_table
 
 
@@ -106,9 +107,21 @@ def test_part_major_order_computes_the_parts_the_full_run_reuses(tmp_path, monke
         return real(d, c, xs, ys, *a, **k)
     monkeypatch.setattr(campaign, "whitebox_accuracy", counted)
     quiet = {"cascade": True, "chunk": 4, "log": lambda m: None}
-    for k in (4, 8, 9):                                      # part-major: what run_plan(first_n=k) does per job
+    for k in (4, 8):                                         # part-major: what run_plan(first_n=k) does per job
         campaign.run(C, defs, x[:k], y[:k], attacks, [0.005], tmp_path / "by_part", **quiet)
     assert [s for _, s, _ in calls][:2] == [0, 0]            # the first part, through every attack, comes first
+    # read only (a chapter): the first 4 images' pieces were overwritten by the first 8's, yet they are
+    # assembled in memory from the stored parts, with the parts' provenance; nothing is attacked or written
+    n_calls, files = len(calls), {f: f.stat().st_mtime_ns for f in (tmp_path / "by_part").rglob("*.pt")}
+    first4 = campaign.run(C, defs, x[:4], y[:4], attacks, [0.005], tmp_path / "by_part", compute_missing=False,
+                          missing=[], **quiet)
+    r4 = first4["Original"][attacks[1]][0.005]
+    assert r4["info"]["status"] == "assembled from parts" and r4["n"] == 4 and len(r4["part_provenance"]) == 1
+    assert len(calls) == n_calls and files == {f: f.stat().st_mtime_ns for f in (tmp_path / "by_part").rglob("*.pt")}
+    gone = []                                                # all 9: the last part is not stored yet
+    assert campaign.run(C, defs, x, y, attacks, [0.005], tmp_path / "by_part", compute_missing=False, missing=gone,
+                        **quiet) == {} and [a for _, a, _, _ in gone] == attacks
+    campaign.run(C, defs, x, y, attacks, [0.005], tmp_path / "by_part", **quiet)   # the last step: all 9
     by_part = list(calls)
     calls[:] = []
     full = campaign.run(C, defs, x, y, attacks, [0.005], tmp_path / "by_part", **quiet)
@@ -117,6 +130,14 @@ def test_part_major_order_computes_the_parts_the_full_run_reuses(tmp_path, monke
     assert sorted(calls) == sorted(by_part)                  # the same attacks on the same images and seeds
     for a in attacks:
         assert torch.equal(full["Original"][a][0.005]["correct"][0.005], ref["Original"][a][0.005]["correct"][0.005])
+    # the compute time of a piece in parts is its parts' (computed in earlier calls), not the merge's
+    piece = full["Original"][attacks[0]][0.005]
+    assert len(piece["part_provenance"]) == 3 and all(i["seconds"] >= 0 and i["machine"] for i in piece["part_provenance"])
+    info = {"machine": "m", "device": "cpu", "threads": 2, "date": "2026-12-05 10:00 UTC"}
+    fake = {"robust": {"R": {"a": {0.3: {"info": {**info, "status": "computed", "seconds": 1.0}, "part_provenance": [
+        {**info, "status": "computed", "seconds": 120.0}, {**info, "machine": "gpu", "status": "reused", "seconds": 180.0}]}}}}}
+    text = report.provenance(fake)
+    assert "1 pieces (1 computed)" in text and "5 min of compute" in text and "gpu" in text
 
 
 def test_run_plan_by_part_steps_through_the_ends_of_the_stored_parts(monkeypatch):

@@ -31,7 +31,7 @@ from ..attacks.autoattack import STANDARD as AUTOATTACK_STANDARD
 from .adaptive import attack_precision, whitebox_accuracy, worst_case
 from .cascade import on_survivors, settings as cascade_settings
 from .parts import bounds, merge, part_path
-from .store import load_or_evaluate, protocol_settings
+from .store import load_or_evaluate, load_stored, protocol_settings
 from ..attack_spec import Attack, parse_attack  # noqa: F401  (re-exported)
 from .plans import PLANS, Job, plan, restrict_attacks, robust_attacks, robust_plan, steps_curve_specs  # noqa: F401  (re-exported)
 
@@ -108,19 +108,27 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                     r["seconds_per_image"] = (time.perf_counter() - t0) / (hi - lo)
                     return r
 
-                def in_parts(d=d, a=a, e=e, path=path, extra=extra, attack_part=attack_part, mask=mask, after=after):
-                    got = []
+                def in_parts(d=d, a=a, e=e, path=path, extra=extra, attack_part=attack_part, mask=mask, after=after,
+                             read_only=False):
+                    got, infos = [], []
                     for lo, hi in bounds(x.shape[0], chunk):
                         cs = {} if mask is None else {"cascade": cascade_settings(after, mask[lo:hi])}
                         ps = protocol_settings(classifier, [d], x[lo:hi], y[lo:hi], [e], attack=a.settings(),
                                                seed=seed + lo, batch_size=batch_size, part=[lo, hi], **extra, **cs)
-                        r, info = load_or_evaluate(part_path(path, lo, hi), ps, lambda: attack_part(lo, hi),
-                                                   reevaluate=reevaluate, to_state=lambda r: r, from_state=lambda s: s,
-                                                   log=log)
-                        log(f"[campaign] {name} {a.label} eps {e:.2f} images {lo}-{hi}: {100 * r['accuracy'][e]:.1f}% "
-                            f"({info['status']})")
+                        if read_only:
+                            stored = load_stored(part_path(path, lo, hi), ps, from_state=lambda s: s, log=lambda m: None)
+                            if stored is None:
+                                return None
+                            r, info = stored
+                        else:
+                            r, info = load_or_evaluate(part_path(path, lo, hi), ps, lambda: attack_part(lo, hi),
+                                                       reevaluate=reevaluate, to_state=lambda r: r,
+                                                       from_state=lambda s: s, log=log)
+                            log(f"[campaign] {name} {a.label} eps {e:.2f} images {lo}-{hi}: "
+                                f"{100 * r['accuracy'][e]:.1f}% ({info['status']})")
                         got.append(r)
-                    return merge(got)
+                        infos.append({k: info[k] for k in PART_PROVENANCE})
+                    return {**merge(got), "part_provenance": infos}
 
                 def compute(d=d, a=a, e=e, att=att, path=path):
                     if not compute_missing:
@@ -129,8 +137,16 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                             "compute it with python -m egan_lib.eval.campaign (see its --help)")
                     return attack_part(0, len(y)) if chunk is None else in_parts()
                 try:
-                    r, info = load_or_evaluate(path, settings, compute, reevaluate=reevaluate,
-                                               to_state=lambda r: r, from_state=lambda s: s, log=log)
+                    got = None
+                    if not compute_missing and chunk is not None and not reevaluate:
+                        # read only: the stored piece, else one assembled in memory from its stored parts
+                        got = load_stored(path, settings, from_state=lambda s: s, log=lambda m: None)
+                        if got is None:
+                            whole = in_parts(read_only=True)
+                            got = None if whole is None else (whole, {"status": "assembled from parts", "path": str(path),
+                                                                      **_provenance_of_parts(whole["part_provenance"])})
+                    r, info = got or load_or_evaluate(path, settings, compute, reevaluate=reevaluate,
+                                                      to_state=lambda r: r, from_state=lambda s: s, log=log)
                 except FileNotFoundError:
                     if compute_missing or missing is None:
                         raise
@@ -144,6 +160,17 @@ def run(classifier, defenses: dict, x: torch.Tensor, y: torch.Tensor, attacks, e
                     f"{1000 * r['seconds_per_image']:.0f} ms/image, {info['status']})")
                 results.setdefault(name, {}).setdefault(a.label, {})[e] = {**r, "info": info}
     return results
+
+
+PART_PROVENANCE = ("machine", "device", "threads", "date", "seconds", "status")
+
+
+def _provenance_of_parts(infos: list) -> dict:
+    """One provenance for a piece from its parts' (machines, dates, the sum of their seconds)."""
+    return {"machine": "; ".join(sorted({i["machine"] for i in infos})),
+            "device": "; ".join(sorted({str(i["device"]) for i in infos})),
+            "threads": "; ".join(sorted({str(i["threads"]) for i in infos})),
+            "date": max(i["date"] for i in infos), "seconds": round(sum(float(i["seconds"]) for i in infos), 1)}
 
 
 def summary(results: dict) -> dict:

@@ -342,25 +342,27 @@ def onmanifold_table(res: dict) -> str:
 
 def provenance(res: dict) -> str:
     """One paragraph: how many pieces were reused or computed, on which machines, when, and the compute
-    time they cost (the sum of every piece's measured seconds)."""
-    infos = []
+    time they cost (the sum of every piece's measured seconds; a piece stored in parts counts its parts',
+    which may come from several machines and sittings)."""
+    pieces = []
     for jname, job in res.items():
         if jname == "onmanifold":
-            infos += [r["info"] for r in job.values() if "info" in r]
+            pieces += [r for r in job.values() if "info" in r]
             continue
         for per_attack in job.values():
             for by_eps in per_attack.values():
-                infos += [r["info"] for r in by_eps.values() if "info" in r]
-    if not infos:
+                pieces += [r for r in by_eps.values() if "info" in r]
+    if not pieces:
         return "no stored pieces"
     status = {}
-    for i in infos:
-        status[i["status"]] = status.get(i["status"], 0) + 1
-    machines = sorted({f"{i['machine']} ({i['threads']} threads, {i['device']})" for i in infos})
-    dates = sorted(i["date"] for i in infos)
-    total = sum(float(i["seconds"]) for i in infos)
+    for r in pieces:
+        status[r["info"]["status"]] = status.get(r["info"]["status"], 0) + 1
+    runs = [i for r in pieces for i in r.get("part_provenance", [r["info"]])]
+    machines = sorted({f"{i['machine']} ({i['threads']} threads, {i['device']})" for i in runs})
+    dates = sorted(i["date"] for i in runs)
+    total = sum(float(i["seconds"]) for i in runs)
     st = ", ".join(f"{v} {k}" for k, v in sorted(status.items()))
-    return (f"{len(infos)} pieces ({st}), computed on {'; '.join(machines)} between {dates[0]} and {dates[-1]}: "
+    return (f"{len(pieces)} pieces ({st}), computed on {'; '.join(machines)} between {dates[0]} and {dates[-1]}: "
             f"{total / 60:.0f} min of compute in all (each piece's measured time).")
 
 

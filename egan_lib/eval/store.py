@@ -85,6 +85,27 @@ def _diff(stored: dict, wanted: dict) -> list[str]:
             != json.dumps(wanted.get(k), sort_keys=True, default=str)]
 
 
+def load_stored(path, settings: dict, *, from_state=results_from_state, log=print):
+    """(result, info) of the evaluation stored at ``path`` when it was made with exactly ``settings``, else
+    None (no file, another key, an unreadable file: said in ``log``). Reads only: nothing is computed or
+    written. ``info`` as in :func:`load_or_evaluate`, with status "reused"."""
+    path = Path(path)
+    key = settings_key(settings)
+    if not path.is_file():
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        ok = isinstance(stored, dict) and stored.get("format") == FORMAT
+    except Exception as e:  # noqa: BLE001 - an unreadable file is the same as no file, and said so
+        log(f"[store] {path.name}: unreadable ({type(e).__name__})")
+        return None
+    if ok and stored["key"] == key:
+        return from_state(stored["result"]), {"status": "reused", "path": str(path), "key": key, **stored["provenance"]}
+    if ok:
+        log(f"[store] {path.name}: made with other settings ({', '.join(_diff(stored['settings'], settings))})")
+    return None
+
+
 def load_or_evaluate(path, settings: dict, compute, *, reevaluate: bool = False, to_state=results_state,
                      from_state=results_from_state, log=print):
     """(result, info): the stored evaluation at ``path`` when it was made with exactly ``settings``,
@@ -93,19 +114,10 @@ def load_or_evaluate(path, settings: dict, compute, *, reevaluate: bool = False,
     path = Path(path)
     check_callable(compute, "compute")
     key = settings_key(settings)
-    if not reevaluate and path.is_file():
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            ok = isinstance(stored, dict) and stored.get("format") == FORMAT
-        except Exception as e:  # noqa: BLE001 - an unreadable file is recomputed, and said so
-            ok, stored = False, None
-            log(f"[store] {path.name}: unreadable ({type(e).__name__}); recomputing")
-        if ok and stored["key"] == key:
-            info = {"status": "reused", "path": str(path), "key": key, **stored["provenance"]}
-            return from_state(stored["result"]), info
-        if ok:
-            log(f"[store] {path.name}: made with other settings ({', '.join(_diff(stored['settings'], settings))}); "
-                "recomputing")
+    if not reevaluate:
+        got = load_stored(path, settings, from_state=from_state, log=lambda m: log(m + "; recomputing"))
+        if got is not None:
+            return got
     t0 = time.perf_counter()
     result = compute()
     seconds = time.perf_counter() - t0
