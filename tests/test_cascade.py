@@ -18,6 +18,19 @@ def _setup():
     return C, x, C(x).argmax(1)
 
 
+def _counted_setup(monkeypatch, with_seed=False):
+    """A two-attack cascade on ``_setup``'s images whose white-box calls are recorded: (loss, [seed,] n)."""
+    C, x, y = _setup()
+    calls = []
+    real = adaptive.whitebox_accuracy
+
+    def counted(d, c, xs, ys, *a, **k):
+        calls.append((k.get("loss"), *((k.get("seed"),) if with_seed else ()), len(ys)))
+        return real(d, c, xs, ys, *a, **k)
+    monkeypatch.setattr(campaign, "whitebox_accuracy", counted)
+    return C, x, y, {"Original": Original()}, ["pgd:ce:2x1", "pgd:cw:3x1"], calls
+
+
 def test_on_survivors_scatters_the_outcomes_and_marks_the_rest_broken():
     mask = torch.tensor([True, False, True, False])
     seen = []
@@ -43,16 +56,7 @@ def test_on_survivors_scatters_the_outcomes_and_marks_the_rest_broken():
 
 
 def test_a_cascade_attacks_only_the_survivors_and_keeps_the_worst_case(tmp_path, monkeypatch):
-    C, x, y = _setup()
-    defs = {"Original": Original()}
-    attacks = ["pgd:ce:2x1", "pgd:cw:3x1"]
-    calls = []
-    real = adaptive.whitebox_accuracy
-
-    def counted(d, c, xs, ys, *a, **k):
-        calls.append((k.get("loss"), len(ys)))
-        return real(d, c, xs, ys, *a, **k)
-    monkeypatch.setattr(campaign, "whitebox_accuracy", counted)
+    C, x, y, defs, attacks, calls = _counted_setup(monkeypatch)
     res = campaign.run(C, defs, x, y, attacks, [0.005], tmp_path, cascade=True, chunk=4, log=lambda m: None)
     first, second = (res["Original"][a][0.005] for a in attacks)
     left = first["correct"][0.005]
@@ -96,16 +100,7 @@ def test_part_major_order_computes_the_parts_the_full_run_reuses(tmp_path, monke
     """run_plan_by_part runs the plan on the first 1, 2, ... parts of images: every part it stores is the
     one the plain, attack-major run would store (same images, seed, cascade mask), so the full run then
     attacks nothing and gets the same outcomes."""
-    C, x, y = _setup()
-    defs = {"Original": Original()}
-    attacks = ["pgd:ce:2x1", "pgd:cw:3x1"]
-    calls = []
-    real = adaptive.whitebox_accuracy
-
-    def counted(d, c, xs, ys, *a, **k):
-        calls.append((k.get("loss"), k.get("seed"), len(ys)))
-        return real(d, c, xs, ys, *a, **k)
-    monkeypatch.setattr(campaign, "whitebox_accuracy", counted)
+    C, x, y, defs, attacks, calls = _counted_setup(monkeypatch, with_seed=True)
     quiet = {"cascade": True, "chunk": 4, "log": lambda m: None}
     for k in (4, 8):                                         # part-major: what run_plan(first_n=k) does per job
         campaign.run(C, defs, x[:k], y[:k], attacks, [0.005], tmp_path / "by_part", **quiet)
@@ -143,14 +138,15 @@ def test_part_major_order_computes_the_parts_the_full_run_reuses(tmp_path, monke
 def test_run_plan_by_part_steps_through_the_ends_of_the_stored_parts(monkeypatch):
     from types import SimpleNamespace
     from egan_lib.config import get_profile
+    from egan_lib.eval import plan_progress
     ws = SimpleNamespace(profile=get_profile("cpu"))
-    assert campaign.part_prefixes(ws, chapter=8) == [100, 200, 300, 400, 500]       # chunks of 100 of 500
-    assert campaign.part_prefixes(ws, chapter=7, jobs=["main"]) == [500]            # one file per piece
+    assert plan_progress.part_prefixes(ws, chapter=8) == [100, 200, 300, 400, 500]       # chunks of 100 of 500
+    assert plan_progress.part_prefixes(ws, chapter=7, jobs=["main"]) == [500]            # one file per piece
     small = SimpleNamespace(profile=get_profile("cpu").replace(n_test=252, expensive_n_test=252))
-    assert campaign.part_prefixes(small, chapter=8) == [100, 200, 252]
+    assert plan_progress.part_prefixes(small, chapter=8) == [100, 200, 252]
     seen = []
     monkeypatch.setattr(campaign, "run_plan", lambda ws, rd, **kw: seen.append((kw["first_n"], kw["chapter"])) or {})
-    campaign.run_plan_by_part(ws, "unused", chapter=8, log=lambda m: None)
+    plan_progress.run_plan_by_part(ws, "unused", chapter=8, log=lambda m: None)
     assert seen == [(k, 8) for k in (100, 200, 300, 400, 500)]
     with pytest.raises(ValueError, match="chapter"):
-        campaign.part_prefixes(ws, chapter=9)
+        plan_progress.part_prefixes(ws, chapter=9)

@@ -278,7 +278,7 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, o
     (the background runner orders the expensive pieces last); ``only_attacks`` (specs) too, and in a
     cascade it must name the cascade's first attacks (a later one needs those before it). ``first_n``: only
     the first images of every job (its pieces are then stored for those n; with whole parts of a chunked job,
-    the parts are the ones the full run reuses: see :func:`run_plan_by_part`). A chapter passes
+    the parts are the ones the full run reuses: see ``egan_lib.eval.plan_progress``). A chapter passes
     ``compute_missing=False`` where a missing piece must not start hours of attacks (with a ``missing`` list
     it then goes on without it and lists it there)."""
     if first_n is not None:
@@ -314,34 +314,6 @@ def run_plan(ws, results_dir, *, jobs=None, only_eps=None, only_defenses=None, o
     return res
 
 
-def part_prefixes(ws, chapter: int = 7, jobs=None) -> list:
-    """The image counts at which :func:`run_plan_by_part` stops: the end of every stored part of the
-    chosen jobs of ``chapter``'s plan (a job stored in one file contributes its n only)."""
-    if chapter not in PLANS:
-        raise ValueError(f"chapter: expected one of {sorted(PLANS)}, got {chapter!r}")
-    ends = set()
-    for j in PLANS[chapter](ws.profile):
-        if jobs is None or j.name in jobs:
-            n = min(j.n, ws.profile.n_test)
-            ends.update(hi for _, hi in bounds(n, j.chunk or n))
-    return sorted(ends)
-
-
-def run_plan_by_part(ws, results_dir, *, log=print, **kw) -> dict:
-    """``run_plan`` part-major: every attack of the plan (a cascade to its last attack) on the first stored
-    part of images, then on the first two parts, and so on up to the plan's n (``run_plan(first_n=...)`` at
-    each :func:`part_prefixes`). The parts computed are exactly those a plain ``run_plan`` stores and
-    reuses (same images, seed and cascade mask), so the order changes only *when* each number exists: after
-    each part, the per-image worst case over *all* the attacks is final on the images done so far, instead
-    of the first attack alone on all of them. The pieces for the intermediate n are overwritten by the
-    next step; the last step stores the plan's own pieces. Returns the last step's results."""
-    res = {}
-    for k in part_prefixes(ws, kw.get("chapter", 7), kw.get("jobs")):
-        log(f"[campaign] the plan on the first {k} images")
-        res = run_plan(ws, results_dir, first_n=k, log=log, **kw)
-    return res
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="cpu")
@@ -366,12 +338,22 @@ def main(argv=None) -> int:
     ap.add_argument("--by-part", action="store_true",
                     help="with --plan: finish every attack on each stored part of images before the next part "
                          "(run_plan_by_part): after each part, the worst case over all attacks is final on the images so far")
+    ap.add_argument("--progress", action="store_true",
+                    help="with --plan: compute nothing; print, per defense and eps, on how many images every attack "
+                         "of the job is stored and the worst case on them")
     ap.add_argument("--results-dir", default="book/results")
     a = ap.parse_args(argv)
     if a.plan is not None:
         from .. import setup
+        from . import plan_progress
         ws = setup(a.profile, a.seed, a.device, None, a.artifacts, progress=False, threads=a.threads)
-        res = (run_plan_by_part if a.by_part else run_plan)(
+        if a.progress:
+            print(plan_progress.markdown(plan_progress.progress(
+                ws, a.results_dir, chapter=a.chapter, jobs=a.plan or None,
+                only_eps=a.eps if "--eps" in (argv if argv is not None else sys.argv) else None,
+                only_defenses=a.defenses if "--defenses" in (argv if argv is not None else sys.argv) else None)))
+            return 0
+        res = (plan_progress.run_plan_by_part if a.by_part else run_plan)(
                        ws, a.results_dir, jobs=a.plan or None, reevaluate=a.reevaluate, chapter=a.chapter,
                        only_eps=a.eps if "--eps" in (argv if argv is not None else sys.argv) else None,
                        only_defenses=a.defenses if "--defenses" in (argv if argv is not None else sys.argv) else None,
