@@ -11,9 +11,11 @@ computing anything, how many images that is for each defense and eps, and the wo
 from __future__ import annotations
 
 from . import campaign
+from .._validate import check_positive_int
 from .adaptive import worst_case
 from .parts import bounds
 from .plans import PLANS
+from .stats import accuracy_summary
 from ..attack_spec import parse_attack
 
 
@@ -87,3 +89,49 @@ def markdown(rows: list) -> str:
                                       f"{100 * w['ci95'][r['eps']][1]:.1f}]")
         out.append(f"| {r['job']} | {r['defense']} | {r['eps']:.2f} | {r['n_done']} of {r['n']} | {cell} |")
     return "\n".join(out)
+
+
+def ready(rows: list) -> tuple[int, list]:
+    """(n, eps): from :func:`progress` rows, the largest image count on which every job and defense of the
+    plan is complete at some eps, and those eps (sorted); (0, []) when no eps is complete anywhere. A
+    chapter shows exactly that much: the same first n images everywhere, so that paired comparisons hold."""
+    if not isinstance(rows, list) or not rows:
+        raise ValueError("rows: expected plan_progress.progress()'s non-empty list of rows")
+    n_at = {}
+    for r in rows:
+        e = round(float(r["eps"]), 6)
+        n_at[e] = min(n_at.get(e, r["n_done"]), r["n_done"])
+    best = max(n_at.values())
+    return (best, sorted(e for e, k in n_at.items() if k == best)) if best > 0 else (0, [])
+
+
+_PER_IMAGE = ("correct", "attacked")
+
+
+def first_images(res: dict, n: int) -> dict:
+    """A campaign result ({job: {defense: {attack: {eps: result}}}}, as ``campaign.run_plan`` returns) on its
+    first ``n`` images only: per-image outcomes sliced, accuracy, interval and n recomputed; a result on at
+    most n images is kept as it is. Counts over all images that cannot be sliced (``attacker_disagrees``)
+    are dropped. The on-manifold job (another layout) is left out."""
+    n = check_positive_int(n, "n")
+    out = {}
+    for job, by_def in res.items():
+        if job == "onmanifold":
+            continue
+        out[job] = {d: {a: {e: _first(r, n) for e, r in by_eps.items()} for a, by_eps in per_attack.items()}
+                    for d, per_attack in by_def.items()}
+    return out
+
+
+def _first(r: dict, n: int) -> dict:
+    if r["n"] <= n:
+        return r
+    keep = {k: v for k, v in r.items() if k not in ("threat_model", "accuracy", "ci95", "n", "attacker_disagrees",
+                                                   "correct_after_restart", *_PER_IMAGE)}
+    out = accuracy_summary({e: c[:n] for e, c in r["correct"].items()}, r["threat_model"], **keep)
+    out["correct"] = {e: c[:n] for e, c in r["correct"].items()}
+    if "attacked" in r:
+        out["attacked"] = {e: m[:n] for e, m in r["attacked"].items()}
+    if "correct_after_restart" in r:
+        out["correct_after_restart"] = {e: c[:, :n] for e, c in r["correct_after_restart"].items()}
+    return out
