@@ -260,8 +260,9 @@ PROFILES: dict[str, Profile] = {
         campaign_attacks=("pgd:ce:100x5:bf16", "pgd:cw:100x5:bf16"), autoattack="autoattack:bf16",
         autoattack_eps=(0.2, 0.3), restarts_attack="pgd:ce:100x10:bf16",
         dgan_attacks=("eot2:pgd:ce:100x2:bf16", "eot4:pgd:ce:100x1:bf16"), campaign_in_book=False,
-        # chapter 08: one robust step (3 inner PGD steps on 32 of 64 images, then Adam) costs about 5.6 s in
-        # fp32 on the 2 idle AVX2-only EPYC cores that trained the shipped EGAN-R and EGAN-RC (500 steps of 64).
+        # chapter 08: one robust step (3 inner PGD steps on 32 of 64 images, then Adam) cost 6.0 s (EGAN-R) and
+        # 7.8 s (EGAN-RC) in fp32 on the 2 AVX2-only EPYC cores that trained the shipped encoders (500 steps of 64:
+        # 50 and 65 min, each partly shared with other work).
         # The default (and the paper profile) keeps 2,000 steps
         robust_image_steps=32_000,
         # chapter 08's cascade runs in fp32 on BatchNorm-folded copies (":fold"): one PGD step through EGAN costs

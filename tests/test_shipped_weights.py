@@ -58,3 +58,18 @@ def test_shipped_weights_reproduce_the_reference_run(ws):
     acc = int((predict(C, egan.purify(x_adv)) == y).sum()) / len(y)
     # E is stored in half precision: allow a flip of at most 1% of the images
     assert abs(acc - ref["methods"]["EGAN"]["accuracy"]["0.30"]) <= 0.01, (acc, ref["methods"]["EGAN"]["accuracy"]["0.30"])
+
+
+def test_shipped_robust_encoders_were_produced_by_the_profiles_recipe(ws):
+    """Chapter 08's EGAN-R and EGAN-RC ship: their producing config is the cpu profile's ``robust_*`` fields
+    and the sha256 of the shipped E, G (and C), so a fresh clone loads them instead of training an hour."""
+    from egan_lib.checkpoints import load_checkpoint
+    from egan_lib.defenses.robust_egan import VARIANTS, robust_config
+    E0, _ = ws.encoder()
+    G, _ = ws.generator()
+    C, _ = ws.classifier()
+    for variant, (kind, _, uses_c) in VARIANTS.items():
+        assert kind + ".pt" in manifest()["files"], f"{variant}: {kind}.pt is not shipped"
+        cfg = ws.checkpoint_config(kind, **robust_config(ws, variant, E0, G, C if uses_c else None))
+        ck = load_checkpoint(WEIGHTS / f"{kind}.pt", expected_config=cfg, kind=kind)   # raises on a mismatch
+        assert ck.extra["history"]["settings"]["inner_steps"] == ws.profile.robust_inner_steps
