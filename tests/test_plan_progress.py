@@ -47,3 +47,12 @@ def test_first_images_cuts_every_per_image_outcome_and_recomputes_the_summary():
     assert worst_case({"pgd": c})["n"] == 6
     with pytest.raises(ValueError, match="n"):
         plan_progress.first_images(res, 0)
+
+
+def test_the_banner_of_an_unfinished_evaluation_says_what_its_numbers_are_on():
+    rows = [_row("robust", "EGAN-R", 0.1, 0), _row("robust", "EGAN-R", 0.3, 300), _row("robust", "EGAN-RC", 0.1, 0),
+            _row("robust", "EGAN-RC", 0.3, 200)]
+    text = plan_progress.unfinished_markdown(rows, "cpu")
+    assert "on the first 200 test images at eps 0.3 " in text and "the plan is 500 images at eps 0.1, 0.3" in text
+    assert "| robust | EGAN-RC | 0.10 | 0 of 500 | - |" in text and "--profile cpu --plan --chapter 8 --by-part" in text
+    assert plan_progress.unfinished_markdown([_row("robust", "EGAN-R", 0.3, 500)], "cpu") == ""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from . import campaign
 from .._validate import check_positive_int
-from .adaptive import worst_case
 from .parts import bounds
 from .plans import PLANS
 from .stats import accuracy_summary
@@ -73,11 +72,23 @@ def progress(ws, results_dir, *, chapter: int = 8, jobs=None, only_eps=None, onl
                         continue
                     if all(e in per_attack.get(lab, {}) for lab in labels):
                         row["n_done"] = k
-                        row["worst"] = worst_case({lab: {"correct": {e: per_attack[lab][e]["correct"][e]},
-                                                         **({"attacked": {e: per_attack[lab][e]["attacked"][e]}}
-                                                            if "attacked" in per_attack[lab][e] else {})}
-                                                   for lab in labels})
+                        row["worst"] = campaign.summary({d: {lab: per_attack[lab] for lab in labels}})[d]["worst"]
     return list(rows.values())
+
+
+def unfinished_markdown(rows: list, profile_name: str) -> str:
+    """What a chapter says above an evaluation that is not complete ("" when every row of :func:`progress`
+    is done): the images and eps its numbers are on (:func:`ready`), the table of how far each piece is,
+    and the command that computes the rest."""
+    if all(r["n_done"] == r["n"] for r in rows):
+        return ""
+    n, eps = ready(rows)
+    plan_eps = sorted({round(float(r["eps"]), 6) for r in rows})
+    return (f"**The evaluation is not complete yet.** Every number of this chapter's evaluation is on the first {n} "
+            f"test images at eps {', '.join(f'{e:g}' for e in eps) or '-'} (all that is stored for every attack, "
+            f"variant and eps); the plan is {max(r['n'] for r in rows)} images at eps "
+            f"{', '.join(f'{e:g}' for e in plan_eps)}. How far each piece is:\n\n{markdown(rows)}\n\nThe rest: "
+            f"`python -m egan_lib.eval.campaign --profile {profile_name} --plan --chapter 8 --by-part`.")
 
 
 def markdown(rows: list) -> str:
